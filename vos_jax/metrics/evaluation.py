@@ -1,0 +1,182 @@
+"""Evaluate a results folder against a DAVIS ground-truth folder, as the official toolkit does.
+
+Folder conventions of davis2017-evaluation: ground truth in `<root>/Annotations/<res>/<seq>/`
+(semi-supervised) or `<root>/Annotations_unsupervised/<res>/<seq>/` (unsupervised), sequence lists
+in `<root>/ImageSets/2017/<set>.txt`, results in `<results>/<seq>/<frame>.png` (palette PNGs named
+like the ground truth). Frames (JPEGImages) are not needed. Every input is checked before anything
+is computed, and sequences are evaluated in parallel worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vos_jax.io.masks import MaskFileError, read_mask
+from vos_jax.metrics import davis
+from vos_jax.metrics.temporal import t_mean, temporal_stability
+
+TASKS = ("semi-supervised", "unsupervised")
+METRICS = ("J", "F", "T")
+
+
+class EvaluationInputError(ValueError):
+    """Bad evaluation input; the message names the file or argument and what was expected."""
+
+
+@dataclass
+class ObjectScores:
+    """One ground-truth object's per-frame values and statistics (keys JM JR JD FM FR FD TM)."""
+
+    name: str
+    per_frame: dict[str, list[float]] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def annotation_dir(davis_root: Path, task: str, resolution: str) -> Path:
+    folder = "Annotations" if task == "semi-supervised" else "Annotations_unsupervised"
+    return Path(davis_root) / folder / resolution
+
+
+def list_sequences(
+    davis_root: Path, task: str, subset: str, resolution: str, sequences: list[str] | None
+) -> list[str]:
+    """The sequences to evaluate: `sequences` if given, else the ImageSets/2017/<set>.txt list."""
+    gt_dir = annotation_dir(davis_root, task, resolution)
+    if not gt_dir.is_dir():
+        raise EvaluationInputError(
+            f"{gt_dir}: ground-truth folder not found (expected <seq>/*.png)"
+        )
+    if not sequences:
+        list_file = Path(davis_root) / "ImageSets" / "2017" / f"{subset}.txt"
+        if not list_file.is_file():
+            raise EvaluationInputError(
+                f"{list_file}: sequence list not found (expected one sequence name per line)"
+            )
+        sequences = [s.strip() for s in list_file.read_text().splitlines() if s.strip()]
+    for seq in sequences:
+        if not sorted((gt_dir / seq).glob("*.png")):
+            raise EvaluationInputError(
+                f"{gt_dir / seq}: unknown sequence '{seq}' (no ground-truth PNGs there)"
+            )
+    return list(sequences)
+
+
+def _read_stack(paths: list[Path], allow_grayscale: bool, shape=None) -> np.ndarray:
+    if not paths:
+        return np.zeros((0, *shape), np.uint8)
+    masks = []
+    for path in paths:
+        try:
+            mask = read_mask(path, allow_grayscale=allow_grayscale)
+        except MaskFileError as err:
+            raise EvaluationInputError(str(err)) from None
+        if shape is None:
+            shape = mask.shape
+        if mask.shape != shape:
+            raise EvaluationInputError(
+                f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from the ground "
+                f"truth's {shape[1]}x{shape[0]} (WxH)"
+            )
+        masks.append(mask)
+    return np.stack(masks)
+
+
+def load_sequence(gt_dir: Path, results_dir: Path, seq: str, task: str):
+    """-> (gt ids [T, H, W], result ids [T', H, W] for the frames the protocol evaluates, and the
+    paths of those result files)."""
+    gt_paths = sorted((gt_dir / seq).glob("*.png"))
+    # DAVIS 2016 ground truth is grayscale 0/255 (one object); 2017 is palette ids.
+    gt = _read_stack(gt_paths, allow_grayscale=True)
+    frames = gt_paths[1:-1] if task == "semi-supervised" else gt_paths
+    result_paths = [results_dir / seq / p.name for p in frames]
+    for path in result_paths:
+        if not path.is_file():
+            raise EvaluationInputError(
+                f"{path}: result mask not found (expected a palette PNG for every evaluated frame "
+                f"of '{seq}', named like the ground truth)"
+            )
+    results = _read_stack(result_paths, allow_grayscale=False, shape=gt.shape[1:])
+    return gt, results, result_paths
+
+
+def evaluate_sequence(
+    gt_dir: Path, results_dir: Path, seq: str, task: str, metrics: tuple[str, ...]
+) -> list[ObjectScores]:
+    """All ground-truth objects of one sequence, named `<seq>_<k>` in the toolkit's order."""
+    gt, results, result_paths = load_sequence(gt_dir, results_dir, seq, task)
+    try:
+        if task == "semi-supervised":
+            scores = davis.evaluate_semisupervised(gt, results)
+        else:
+            scores = davis.evaluate_unsupervised(gt, results, metrics)
+    except davis.ProtocolError as err:
+        raise EvaluationInputError(f"{result_paths[err.frame]}: {err}") from None
+    objects = []
+    for k, result_id in enumerate(scores.result_ids):
+        obj = ObjectScores(name=f"{seq}_{k + 1}")
+        for name, values in (("J", scores.j[k]), ("F", scores.f[k])):
+            if name in metrics:
+                obj.per_frame[name] = values.tolist()
+                m, r, d = davis.statistics(values)
+                obj.stats.update({f"{name}M": m, f"{name}R": r, f"{name}D": d})
+        if "T" in metrics:
+            # T compares consecutive predicted masks of the frames this protocol evaluates.
+            t_values = temporal_stability(results == result_id, drop_first_last=False)
+            obj.per_frame["T"] = t_values.tolist()
+            obj.stats["TM"] = t_mean(t_values) if result_id > 0 else math.nan
+        objects.append(obj)
+    return objects
+
+
+def _check_results_dir(results_dir: Path) -> None:
+    if not results_dir.is_dir():
+        raise EvaluationInputError(f"{results_dir}: results folder not found")
+    if not any(results_dir.glob("*/*.png")):
+        raise EvaluationInputError(
+            f"{results_dir}: results folder is empty (expected <sequence>/<frame>.png palette PNGs)"
+        )
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already
+
+
+def evaluate(
+    davis_root: str | os.PathLike,
+    results: str | os.PathLike,
+    task: str = "semi-supervised",
+    subset: str = "val",
+    resolution: str = "480p",
+    sequences: list[str] | None = None,
+    metrics: tuple[str, ...] = ("J", "F"),
+    workers: int | None = None,
+) -> list[ObjectScores]:
+    """Per-object scores of every evaluated sequence, in sequence-list order."""
+    if task not in TASKS:
+        raise EvaluationInputError(f"--task: expected one of {TASKS}, got {task!r}")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise EvaluationInputError(f"--metrics: expected a subset of J,F,T, got {metrics!r}")
+    results_dir = Path(results)
+    _check_results_dir(results_dir)
+    gt_dir = annotation_dir(Path(davis_root), task, resolution)
+    seqs = list_sequences(Path(davis_root), task, subset, resolution, sequences)
+    workers = min(workers or os.cpu_count() or 1, len(seqs))
+    args = [(gt_dir, results_dir, seq, task, tuple(metrics)) for seq in seqs]
+    if workers <= 1:
+        per_seq = [evaluate_sequence(*a) for a in args]
+    else:
+        # forkserver: workers start clean even when the parent has JAX (threads) loaded.
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+            per_seq = list(pool.map(evaluate_sequence, *zip(*args, strict=True)))
+    return [obj for objects in per_seq for obj in objects]
