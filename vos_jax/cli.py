@@ -1,4 +1,4 @@
-"""The `vos-jax` command: synth, eval, demo.
+"""The `vos-jax` command: synth, eval, build-dataset, demo.
 
 Every subcommand turns bad input into a one-line `error: ...` naming the file or argument and what
 was expected, with exit code 2 (the code argparse uses for bad arguments), and writes nothing.
@@ -90,6 +90,13 @@ def run_synth(args: argparse.Namespace) -> None:
     print(f"wrote a synthetic {args.format} dataset to {root}")
 
 
+def run_build_dataset(args: argparse.Namespace) -> None:
+    from vos_jax.data.build import build_dataset
+
+    splits = build_dataset(args.name, args.config, args.manual_dir, args.data_dir)
+    print(f"built {args.name}/{args.config} in {args.data_dir}: splits {', '.join(splits)}")
+
+
 def run_demo(args: argparse.Namespace) -> None:
     from vos_jax import demo
 
@@ -113,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="DAVIS J/F(/T) of a results folder")
     add_eval_arguments(evaluate)
     evaluate.set_defaults(func=run_eval)
+
+    build = sub.add_parser("build-dataset", help="build davis_vos / youtube_vos with TFDS")
+    build.add_argument("name", help="davis_vos or youtube_vos")
+    build.add_argument("--config", required=True, help="e.g. 2017_480p, 2019")
+    build.add_argument("--manual_dir", required=True, help="the extracted official files")
+    build.add_argument("--data_dir", required=True, help="where TFDS writes the dataset")
+    build.set_defaults(func=run_build_dataset)
 
     demo = sub.add_parser("demo", help="synthetic data -> baseline -> evaluation")
     demo.add_argument("--out", default="demo_out")

@@ -1,0 +1,60 @@
+"""Frame sampling (triplet, clip) and object remapping of training samples."""
+
+import numpy as np
+import pytest
+
+from vos_jax.data import sampling
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_triplet_is_ordered_annotated_and_within_the_gap(seed):
+    rng = np.random.default_rng(seed)
+    annotated = rng.random(40) < 0.7
+    annotated[[3, 4]] = True
+    reference, previous, current = sampling.triplet_indices(annotated, 3, rng)
+    assert annotated[[reference, previous, current]].all()
+    assert previous < current and reference != current
+    earlier = np.flatnonzero(annotated[:current])
+    if (earlier >= current - 3).any():  # a close enough previous frame exists: it is used
+        assert current - previous <= 3
+    else:
+        assert previous == earlier[-1]
+
+
+def test_triplet_edge_cases_and_determinism():
+    one = np.zeros(10, bool)
+    one[4] = True
+    np.testing.assert_array_equal(sampling.triplet_indices(one, 5, np.random.default_rng()), 4)
+    with pytest.raises(ValueError, match="no annotated frame"):
+        sampling.triplet_indices(np.zeros(5, bool), 5, np.random.default_rng())
+    draws = [sampling.triplet_indices(np.ones(50, bool), 5, np.random.default_rng(7)) for _ in "ab"]
+    np.testing.assert_array_equal(*draws)
+
+
+def test_clip_has_the_stride_and_pads_short_videos():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        clip = sampling.clip_indices(np.ones(30, bool), 5, 3, rng)
+        np.testing.assert_array_equal(np.diff(clip), 3)
+    short = sampling.clip_indices(np.ones(4, bool), 6, 1, rng)
+    np.testing.assert_array_equal(short, [0, 1, 2, 3, 3, 3])
+    sparse = np.zeros(30, bool)
+    sparse[::5] = True  # only every 5th frame annotated: the stride counts annotated frames
+    np.testing.assert_array_equal(np.diff(sampling.clip_indices(sparse, 3, 1, rng)), 5)
+
+
+def test_remap_objects_renumbers_first_frame_objects_and_pads():
+    masks = np.zeros((2, 4, 4), np.uint8)
+    masks[0, 0, :3] = [7, 3, 255]
+    masks[1, 0, :4] = [7, 3, 255, 9]  # 9 appears later: background for this sample
+    out, valid = sampling.remap_objects(masks, 4, np.random.default_rng(0))
+    np.testing.assert_array_equal(out[1, 0, :4], [2, 1, 255, 0])  # sorted ids 3 -> 1, 7 -> 2
+    np.testing.assert_array_equal(valid, [True, True, True, False, False])
+
+
+def test_remap_objects_beyond_the_budget_become_void():
+    masks = np.arange(6, dtype=np.uint8).reshape(1, 1, 6)  # background + 5 objects
+    out, valid = sampling.remap_objects(masks, 3, np.random.default_rng(1))
+    kept = out[0, 0, 1:]
+    assert sorted(kept[kept != 255]) == [1, 2, 3] and np.sum(kept == 255) == 2
+    assert valid.tolist() == [True] * 4

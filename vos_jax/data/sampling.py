@@ -1,0 +1,76 @@
+"""Which frames of a video make a training sample, and which objects it trains on.
+
+- `triplet` (FEELVOS, SPEC section 1): a reference frame, a previous frame and the current frame,
+  previous -> current `1..max_gap` frames apart.
+- `clip` (RVOS, SPEC section 2): T frames at a fixed stride from a random start.
+- `static` (MaskTrack, SPEC section 4): one annotated frame, turned into a pseudo-video by
+  augmentation (see `augment.static_pseudo_video`).
+Only annotated frames are sampled. Objects are the ids of the sample's first frame, renumbered
+1..O with background 0 and padded to a static `max_objects` with a validity mask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+VOID_ID = 255
+
+
+def triplet_indices(annotated: np.ndarray, max_gap: int, rng: np.random.Generator) -> np.ndarray:
+    """[3] frame indices (reference, previous, current) among the annotated frames [T] bool.
+
+    Current is any annotated frame but the first; previous an annotated frame 1..max_gap before it
+    (the nearest earlier one if none is that close); reference any annotated frame but the current
+    (FEELVOS trains with a random reference, not only frame 0, to see more appearance changes).
+    A video with a single annotated frame gives that frame three times.
+    """
+    frames = np.flatnonzero(annotated)
+    if frames.size == 0:
+        raise ValueError("the video has no annotated frame")
+    if frames.size == 1:
+        return np.repeat(frames, 3)
+    k = rng.integers(1, frames.size)
+    current = frames[k]
+    earlier = frames[:k]
+    close = earlier[earlier >= current - max_gap]
+    previous = rng.choice(close) if close.size else earlier[-1]
+    others = frames[frames != current]
+    reference = rng.choice(others)
+    return np.array([reference, previous, current])
+
+
+def clip_indices(
+    annotated: np.ndarray, length: int, stride: int, rng: np.random.Generator
+) -> np.ndarray:
+    """[length] indices of annotated frames `stride` apart (in annotated-frame order) from a
+    random start; a video too short repeats its last frame (static shapes for the model)."""
+    frames = np.flatnonzero(annotated)
+    if frames.size == 0:
+        raise ValueError("the video has no annotated frame")
+    span = (length - 1) * stride + 1
+    start = rng.integers(0, max(frames.size - span, 0) + 1)
+    picks = np.minimum(start + stride * np.arange(length), frames.size - 1)
+    return frames[picks]
+
+
+def remap_objects(
+    masks: np.ndarray, max_objects: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber a sample's objects 1..O and pad to a static object axis.
+
+    masks [T, H, W] ids (255 = void) -> (masks [T, H, W] with ids 0..max_objects and 255,
+    object_valid [max_objects + 1] bool; slot 0 is the background and always valid).
+    The objects are those present in the first frame of the sample (after cropping; an object
+    cropped away is gone); others become background, as the model cannot know them. Beyond
+    `max_objects`, a random subset is kept and the rest become void, so no loss is taken on them.
+    """
+    ids = np.unique(masks[0])
+    ids = ids[(ids != 0) & (ids != VOID_ID)]
+    keep = np.sort(rng.choice(ids, max_objects, replace=False)) if ids.size > max_objects else ids
+    table = np.zeros(256, np.uint8)  # ids absent from the first frame -> background
+    table[VOID_ID] = VOID_ID
+    table[ids] = VOID_ID  # objects beyond the budget: ignored, not background
+    table[keep] = np.arange(1, keep.size + 1)
+    valid = np.zeros(max_objects + 1, bool)
+    valid[: keep.size + 1] = True
+    return table[masks], valid

@@ -1,0 +1,139 @@
+"""Video sources for the input pipeline: random-access lists of videos that decode late.
+
+A source is a grain random-access data source (`len`, `[i]`) of `VideoRecord`s. A record holds
+each frame and mask still encoded (bytes) or as a file path, so a sampler decodes only the few
+frames a training sample uses (a FEELVOS triplet needs 3 of a video's 50-100 frames).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+Encoded = bytes | Path
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video: `frames[t]` JPEG (bytes or path); `masks[t]` PNG of object ids, None where the
+    frame has no annotation (YouTube-VOS valid, DAVIS test-dev)."""
+
+    name: str
+    frames: tuple[Encoded, ...]
+    masks: tuple[Encoded | None, ...]
+
+    @property
+    def annotated(self) -> np.ndarray:
+        """[T] bool: which frames have a mask."""
+        return np.array([m is not None for m in self.masks], bool)
+
+
+def _read(item: Encoded) -> bytes:
+    return item if isinstance(item, bytes) else Path(item).read_bytes()
+
+
+def decode_frame(item: Encoded) -> np.ndarray:
+    """JPEG/PNG -> [H, W, 3] uint8 RGB (OpenCV's libjpeg-turbo decoder is the fastest here)."""
+    data = np.frombuffer(_read(item), np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{item if isinstance(item, Path) else 'frame bytes'}: cannot decode")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_mask(item: Encoded) -> np.ndarray:
+    """PNG of object ids (palette or 1-channel) -> [H, W] uint8 ids. PIL, not OpenCV: OpenCV
+    would turn a palette PNG into colours instead of ids."""
+    with Image.open(io.BytesIO(_read(item))) as image:
+        ids = np.array(image)
+    return ids[..., 0] if ids.ndim == 3 else ids
+
+
+class DavisFolderSource:
+    """Videos of a DAVIS-layout folder (the official tree, or the built-in synthetic dataset):
+    `JPEGImages/<res>/<seq>/*.jpg`, `Annotations/<res>/<seq>/*.png`, `ImageSets/<year>/<split>.txt`.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", resolution: str = "480p"):
+        root = Path(root)
+        list_file = root / "ImageSets" / "2017" / f"{split}.txt"
+        if not list_file.is_file():
+            raise FileNotFoundError(f"{list_file}: split list not found (one sequence per line)")
+        self._records = []
+        for seq in list_file.read_text().split():
+            frames = sorted((root / "JPEGImages" / resolution / seq).glob("*.jpg"))
+            if not frames:
+                raise FileNotFoundError(f"{root / 'JPEGImages' / resolution / seq}: no frames")
+            mask_dir = root / "Annotations" / resolution / seq
+            masks = [mask_dir / f"{f.stem}.png" for f in frames]
+            self._records.append(
+                VideoRecord(seq, tuple(frames), tuple(m if m.is_file() else None for m in masks))
+            )
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index: int) -> VideoRecord:
+        return self._records[index]
+
+
+class TfdsVideoSource:
+    """Videos of a dataset built by our TFDS builders (`davis_vos`, `youtube_vos`), read with
+    `tfds.data_source` (array_record, no TensorFlow). Frames and masks are fetched encoded."""
+
+    def __init__(self, name: str, split: str, data_dir: str | os.PathLike):
+        import tensorflow_datasets as tfds
+
+        from tfds_builders import RawBytes  # importing registers the builders
+
+        raw = RawBytes()  # tfds' SkipDecoding has no data_source path for Sequence(Image)
+        self._source = tfds.data_source(
+            name,
+            split=split,
+            data_dir=os.fspath(data_dir),
+            decoders={"frames": raw, "masks": raw},
+        )
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> VideoRecord:
+        if not 0 <= index < len(self):  # array_record raises ValueError; iteration needs this
+            raise IndexError(f"video {index} of {len(self)}")
+        example = self._source[index]
+        has_mask = example.get("has_mask", np.ones(len(example["frames"]), bool))
+        masks = tuple(m if ok else None for m, ok in zip(example["masks"], has_mask, strict=True))
+        name = example["name"]
+        return VideoRecord(
+            name.decode() if isinstance(name, bytes) else str(name), tuple(example["frames"]), masks
+        )
+
+
+class ImageFolderSource:
+    """An image segmentation dataset (`images/<stem>.jpg|png`, `masks/<stem>.png` of ids) as
+    one-frame videos, for MaskTrack-style training from static images."""
+
+    def __init__(self, images_dir: str | os.PathLike, masks_dir: str | os.PathLike):
+        images = sorted(
+            p for p in Path(images_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+        )
+        self._records = []
+        for image in images:
+            mask = Path(masks_dir) / f"{image.stem}.png"
+            if not mask.is_file():
+                raise FileNotFoundError(f"{mask}: no mask for image {image}")
+            self._records.append(VideoRecord(image.stem, (image,), (mask,)))
+        if not self._records:
+            raise FileNotFoundError(f"{images_dir}: no .jpg/.png images")
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index: int) -> VideoRecord:
+        return self._records[index]
