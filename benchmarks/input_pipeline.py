@@ -1,7 +1,7 @@
 """Frames per second of the DAVIS-480p FEELVOS triplet pipeline: decode + augment to 465x465.
 
-    python benchmarks/input_pipeline.py [--davis DIR] [--source folder|tfds] [--workers N]
-        [--batches 30] [--batch-size 8]
+    python benchmarks/input_pipeline.py [--davis DIR] [--source folder|tfds] [--threads N]
+        [--workers N] [--batches 30] [--batch-size 8]
 
 Reads real 480p DAVIS frames (default ../shared/data/davis-mini/DAVIS, split val), either straight
 from the folder or from a davis_vos TFDS build of it (`--source tfds` builds one in a temporary
@@ -39,7 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--davis", default=str(REPO.parent / "shared/data/davis-mini/DAVIS"))
     parser.add_argument("--source", choices=["folder", "tfds"], default="folder")
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--workers", type=int, default=0, help="grain worker processes")
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
@@ -47,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         source = make_source(args, tmp)
         dataset = pipeline.make_dataset(source, config, args.batch_size, seed=0)
-        iterator = pipeline.make_iterator(dataset, workers=args.workers)
+        iterator = pipeline.make_iterator(dataset, args.threads, args.workers)
         start = time.perf_counter()
         next(iterator)  # worker start-up and the first batch
         warmup = time.perf_counter() - start
@@ -61,6 +62,7 @@ def main() -> None:
         "source": args.source,
         "sampling": "triplet",
         "crop": list(batch["frames"].shape[2:4]),
+        "threads": args.threads,
         "workers": args.workers,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),

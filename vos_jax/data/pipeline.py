@@ -11,7 +11,9 @@ and `sharding.global_batch` assembles the global batch on the training mesh.
 from __future__ import annotations
 
 import dataclasses
+import os
 
+import cv2
 import grain
 import numpy as np
 
@@ -107,10 +109,22 @@ def make_dataset(
     return dataset.batch(batch_size, drop_remainder=True)
 
 
-def make_iterator(dataset: grain.MapDataset, workers: int = 0) -> grain.DatasetIterator:
-    """A checkpointable iterator (`get_state()` / `set_state()`), decoding in `workers` worker
-    processes (0: in this process, which is what tests use)."""
-    iter_dataset = dataset.to_iter_dataset()
+def make_iterator(
+    dataset: grain.MapDataset, threads: int | None = None, workers: int = 0
+) -> grain.DatasetIterator:
+    """A checkpointable iterator (`get_state()` / `set_state()`).
+
+    Samples are made by `threads` threads (default: one per CPU). Decoding and warping run in
+    OpenCV/NumPy with the GIL released, so threads scale without copying batches between
+    processes (on a 2-core machine: 90 frames/s sequential, ~190 with 2 threads, ~100 with 2
+    worker processes). OpenCV's own thread pool is turned off to avoid oversubscription.
+    `workers > 0` adds grain worker processes, for hosts where Python itself becomes the
+    bottleneck.
+    """
+    threads = threads or os.cpu_count() or 1
+    cv2.setNumThreads(1)
+    options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * threads)
+    iter_dataset = dataset.to_iter_dataset(options)
     if workers > 0:
         from absl import flags
 

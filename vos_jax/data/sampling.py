@@ -11,6 +11,7 @@ Only annotated frames are sampled. Objects are the ids of the sample's first fra
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 VOID_ID = 255
@@ -64,8 +65,9 @@ def remap_objects(
     cropped away is gone); others become background, as the model cannot know them. Beyond
     `max_objects`, a random subset is kept and the rest become void, so no loss is taken on them.
     """
-    ids = np.unique(masks[0])
-    ids = ids[(ids != 0) & (ids != VOID_ID)]
+    present = np.bincount(masks[0].ravel(), minlength=256) > 0  # faster than np.unique
+    present[[0, VOID_ID]] = False
+    ids = np.flatnonzero(present).astype(np.uint8)
     keep = np.sort(rng.choice(ids, max_objects, replace=False)) if ids.size > max_objects else ids
     table = np.zeros(256, np.uint8)  # ids absent from the first frame -> background
     table[VOID_ID] = VOID_ID
@@ -73,4 +75,4 @@ def remap_objects(
     table[keep] = np.arange(1, keep.size + 1)
     valid = np.zeros(max_objects + 1, bool)
     valid[: keep.size + 1] = True
-    return table[masks], valid
+    return cv2.LUT(masks, table), valid

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 BOUNDARY_FRACTION = 0.008  # boundary tolerance: this fraction of the image diagonal (toolkit)
 MAX_PROPOSALS = 20  # unsupervised protocol: at most this many proposals per sequence
@@ -74,14 +73,22 @@ def _boundary_pixels(ids: np.ndarray, count: int) -> list[tuple[np.ndarray, np.n
     is on the boundary of both ids (inside one mask, outside the other). One pass for all objects.
     """
     height, width = ids.shape
-    keys = []
-    for dy, dx in ((0, 1), (1, 0), (1, 1)):
-        here, there = ids[: height - dy, : width - dx], ids[dy:, dx:]
-        rows, cols = np.nonzero(here != there)
-        flat = rows * width + cols
-        keys += [here[rows, cols].astype(np.int64) * ids.size + flat]
-        keys += [there[rows, cols].astype(np.int64) * ids.size + flat]
-    keys = np.unique(np.concatenate(keys))  # sorted by id, then by pixel
+    # Edge padding makes the missing neighbours of the last row / column copies of existing ones,
+    # which reproduces the toolkit's special rules for them (compare along the edge only).
+    padded = np.pad(ids, ((0, 1), (0, 1)), mode="edge")
+    neighbours = (padded[:-1, 1:], padded[1:, :-1], padded[1:, 1:])  # E, S, SE
+    rows, cols = np.nonzero(
+        (ids != neighbours[0]) | (ids != neighbours[1]) | (ids != neighbours[2])
+    )
+    flat = rows * width + cols
+    here = ids[rows, cols]
+    keys = [here.astype(np.int64) * ids.size + flat]
+    for other in neighbours:
+        other = other[rows, cols]
+        differs = other != here
+        keys.append(other[differs].astype(np.int64) * ids.size + flat[differs])
+    keys = np.sort(np.concatenate(keys))  # by id, then by pixel; np.unique is slower here
+    keys = keys[np.diff(keys, prepend=-1) != 0]
     starts = np.searchsorted(keys, np.arange(1, count + 2, dtype=np.int64) * ids.size)
     return [np.divmod(keys[starts[k] : starts[k + 1]] % ids.size, width) for k in range(count)]
 
@@ -240,7 +247,8 @@ def evaluate_semisupervised(gt_ids: np.ndarray, result_ids: np.ndarray) -> Seque
     beyond that are an error, missing ones count as empty masks. Void is not excluded here: the
     toolkit passes no void mask in this protocol (void pixels are simply background).
     """
-    gt_ids = np.where(gt_ids == VOID_ID, 0, gt_ids).astype(np.uint8)
+    gt_ids = gt_ids.copy()
+    gt_ids[gt_ids == VOID_ID] = 0
     num_objects = int(gt_ids[0].max(initial=0))
     num_results = int(result_ids.max(initial=0))
     if num_results > num_objects:
@@ -273,13 +281,15 @@ def evaluate_unsupervised(
             _first_frame_above(result_ids, MAX_PROPOSALS),
         )
     # Masking void out of both masks leaves exactly the toolkit's void-excluded counts.
-    gt_ids = np.where(void, 0, gt_ids).astype(np.uint8)
-    result_ids = np.where(void, 0, result_ids).astype(np.uint8)
+    gt_ids, result_ids = gt_ids.copy(), result_ids.copy()
+    gt_ids[void], result_ids[void] = 0, 0
     j, f = sequence_scores(result_ids, gt_ids, max(num_proposals, num_objects), num_objects)
     if "J" in metrics and "F" in metrics:
         score = (j.mean(axis=2) + f.mean(axis=2)) / 2
     else:
         score = j.mean(axis=2) if "J" in metrics else f.mean(axis=2)
+    from scipy.optimize import linear_sum_assignment  # 0.5 s to import: only when needed
+
     rows, cols = linear_sum_assignment(-score)
     proposal = rows + 1
     proposal[proposal > num_proposals] = 0  # padded, empty proposals

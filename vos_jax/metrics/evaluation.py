@@ -177,6 +177,11 @@ def evaluate(
     else:
         # forkserver: workers start clean even when the parent has JAX (threads) loaded.
         context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])  # workers fork with this module imported
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-            per_seq = list(pool.map(evaluate_sequence, *zip(*args, strict=True)))
+            # Longest sequences first, so that no worker is left with a long one at the end.
+            order = sorted(args, key=lambda a: -len(list((gt_dir / a[2]).glob("*.png"))))
+            scores = pool.map(evaluate_sequence, *zip(*order, strict=True))
+            done = dict(zip(order, scores, strict=True))
+            per_seq = [done[a] for a in args]
     return [obj for objects in per_seq for obj in objects]
