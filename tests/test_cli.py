@@ -32,3 +32,35 @@ def test_demo_evaluates_the_copy_first_mask_baseline(tmp_path, capsys):
     assert 0.02 < report["global"]["J&F-Mean"] < 0.6
     # A second run rewrites its own files instead of refusing.
     assert main(["demo", "--out", str(out)]) == 0
+
+
+def test_build_dataset_command(tmp_path, capsys):
+    from vos_jax.data import synthetic
+
+    manual = synthetic.write_dataset(tmp_path / "manual", "davis", 2, 3, (32, 48), 2, seed=0)
+    data_dir = tmp_path / "tfds"
+    argv = ["build-dataset", "davis_vos", "--config", "2017_480p", "--manual_dir", str(manual)]
+    assert main([*argv, "--data_dir", str(data_dir)]) == 0
+    assert "splits" in capsys.readouterr().out
+    import tensorflow_datasets as tfds
+
+    assert len(tfds.data_source("davis_vos/2017_480p", split="val", data_dir=str(data_dir))) == 1
+    assert (
+        main(
+            [
+                "build-dataset",
+                "nope",
+                "--config",
+                "x",
+                "--manual_dir",
+                str(manual),
+                "--data_dir",
+                str(data_dir),
+            ]
+        )
+        == 2
+    )
+    assert capsys.readouterr().err.startswith("error:")
+    missing = ["--manual_dir", str(tmp_path / "missing"), "--data_dir", str(tmp_path / "d2")]
+    assert main(["build-dataset", "davis_vos", "--config", "2017_480p", *missing]) == 2
+    assert "missing" in capsys.readouterr().err
