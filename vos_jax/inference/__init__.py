@@ -1,0 +1,1 @@
+"""Inference: propagate a video with a family's (init, step) pair."""

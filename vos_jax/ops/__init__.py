@@ -1,0 +1,1 @@
+"""Pure jittable ops: matching (global/local), correlation, warps."""
