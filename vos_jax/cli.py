@@ -1,4 +1,4 @@
-"""The `vos-jax` command: synth, eval, build-dataset, demo.
+"""The `vos-jax` command: synth, eval, segment, build-dataset, demo.
 
 Every subcommand turns bad input into a one-line `error: ...` naming the file or argument and what
 was expected, with exit code 2 (the code argparse uses for bad arguments), and writes nothing.
@@ -46,11 +46,70 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, help="where the CSV/JSON go (default: --results)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing result files")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="segment the set with this model into --results first"
+    )
+    add_engine_arguments(parser)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max_objects", type=int, default=10, help="object slots (static shape)")
+    parser.add_argument("--global_every", type=int, default=1, help="global matching every N")
+    parser.add_argument(
+        "--max_reference_frames",
+        type=int,
+        default=1,
+        help="frames that may bring objects (YouTube-VOS: more than 1)",
+    )
+
+
+def load_propagator(args: argparse.Namespace):
+    """The checkpoint's model as an inference (init, step) pair with the engine options."""
+    from vos_jax.families import FAMILIES
+    from vos_jax.io.published import load_model
+
+    model, variables, meta = load_model(args.checkpoint)
+    if getattr(args, "model", None) and args.model != meta["family"]:
+        raise ValueError(f"--model {args.model}: the checkpoint holds a {meta['family']} model")
+    return FAMILIES[meta["family"]].propagator(
+        model,
+        variables,
+        args.max_objects,
+        max_reference_frames=args.max_reference_frames,
+        global_every=args.global_every,
+    )
+
+
+def run_segment(args: argparse.Namespace) -> None:
+    from vos_jax.inference.segment import segment_video
+
+    propagator = load_propagator(args)
+    name = Path(args.frames).stem if Path(args.frames).is_file() else Path(args.frames).name
+    out = Path(args.out)
+    overlay = None if args.no_overlay else out / f"{name}_overlay.mp4"
+    count = segment_video(propagator, args.frames, args.masks, out / name, overlay, args.overwrite)
+    print(
+        f"segmented {count} frames into {out / name}" + (f"; overlay {overlay}" if overlay else "")
+    )
 
 
 def run_eval(args: argparse.Namespace) -> list:
     from vos_jax.metrics import evaluation, report
 
+    if args.checkpoint:  # segment the set with the model first, into --results
+        from vos_jax.inference.segment import segment_davis
+
+        seqs = evaluation.list_sequences(
+            Path(args.davis_root), args.task, args.set, args.resolution, args.sequences
+        )
+        segment_davis(
+            load_propagator(args),
+            args.davis_root,
+            seqs,
+            args.results,
+            args.resolution,
+            args.overwrite,
+        )
     output = Path(args.output or args.results)
     existing = [p for p in report.output_paths(output, args.set) if p.exists()]
     if existing and not args.overwrite:
@@ -128,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--data_dir", required=True, help="where TFDS writes the dataset")
     build.set_defaults(func=run_build_dataset)
 
+    segment = sub.add_parser("segment", help="segment a video from its first-frame mask")
+    segment.add_argument("--model", default=None, help="family, checked against the checkpoint")
+    segment.add_argument("--checkpoint", required=True)
+    segment.add_argument("--frames", required=True, help="folder of frames or a video file")
+    segment.add_argument("--masks", required=True, help="first-frame PNG, or a folder of PNGs")
+    segment.add_argument("--out", required=True, help="results root: <out>/<video>/<frame>.png")
+    segment.add_argument("--no_overlay", action="store_true")
+    segment.add_argument("--overwrite", action="store_true")
+    add_engine_arguments(segment)
+    segment.set_defaults(func=run_segment)
+
     demo = sub.add_parser("demo", help="synthetic data -> baseline -> evaluation")
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--seed", type=int, default=0)
@@ -143,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     try:
         args.func(args)
-    except (ValueError, MaskFileError, FileNotFoundError) as err:
+    except (ValueError, MaskFileError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

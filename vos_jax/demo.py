@@ -6,7 +6,6 @@ method must beat); the trainer replaces it with a FEELVOS model trained on the s
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from vos_jax.data import synthetic
@@ -27,23 +26,15 @@ def copy_first_mask(davis_root: Path, sequences: list[str], out_dir: Path) -> No
 def run(out: Path, seed: int = 0) -> list:
     """Generate the data under `out`, run the baseline, evaluate it; returns the per-object scores.
     Everything is written inside `out` (and rewritten on a second run)."""
-    from vos_jax.cli import run_eval
+    from vos_jax.cli import build_parser, run_eval
 
     root = synthetic.write_dataset(out / "synthetic-davis", seed=seed, **DEMO_DATA)
     sequences = (root / "ImageSets" / "2017" / "val.txt").read_text().split()
     results = out / "results" / "copy-first-mask"
     copy_first_mask(root, sequences, results)
     print(f"data: {root} ({len(sequences)} val videos); baseline results: {results}")
-    args = argparse.Namespace(
-        davis_root=root,
-        results=results,
-        task="semi-supervised",
-        set="val",
-        resolution="480p",
-        sequences=None,
-        metrics=["J", "F"],
-        output=out / "eval" / "copy-first-mask",
-        overwrite=True,  # the demo's own files
-        workers=None,
-    )
+    output = out / "eval" / "copy-first-mask"
+    # --overwrite: these are the demo's own files, rewritten on every run.
+    argv = ["eval", "--davis_root", str(root), "--results", str(results), "--output", str(output)]
+    args = build_parser().parse_args([*argv, "--overwrite"])
     return run_eval(args)

@@ -1,0 +1,35 @@
+"""The model families, in one explicit dict: name -> model class, variants, inference pair.
+
+No string registries or importlib: adding a family means adding a line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vos_jax.inference.feelvos import feelvos_propagator
+from vos_jax.models import feelvos
+
+
+@dataclass(frozen=True)
+class Family:
+    model: type  # a Flax Linen module class, built as model(**kwargs)
+    variants: dict[str, dict]  # named constructor kwargs ("tiny", "paper", ...)
+    propagator: Callable  # (model, variables, max_objects, **options) -> engine.Propagator
+
+
+FAMILIES = {
+    "feelvos": Family(feelvos.Feelvos, feelvos.VARIANTS, feelvos_propagator),
+}
+
+
+def build_model(family: str, variant: str, **overrides):
+    """`family`'s `variant` model with constructor overrides; -> (model, kwargs used)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+    variants = FAMILIES[family].variants
+    if variant not in variants:
+        raise ValueError(f"unknown {family} variant {variant!r}; known: {', '.join(variants)}")
+    kwargs = {**variants[variant], **overrides}
+    return FAMILIES[family].model(**kwargs), kwargs

@@ -1,0 +1,93 @@
+"""Frames in (a folder of images or a video file), overlays out (an MP4 of masks over frames)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vos_jax.io.masks import davis_palette
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def frame_names(source: str | os.PathLike) -> list[str]:
+    """Names of the frames (stems of a folder's images, or 00000, 00001, ... of a video)."""
+    source = Path(source)
+    if source.is_dir():
+        names = [p.stem for p in _image_paths(source)]
+    else:
+        names = [f"{t:05d}" for t in range(_video_length(source))]
+    return names
+
+
+def _image_paths(folder: Path) -> list[Path]:
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no .jpg/.png frames")
+    return paths
+
+
+def _video_length(path: Path) -> int:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: neither a folder of frames nor a video file")
+    capture = cv2.VideoCapture(os.fspath(path))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    if count <= 0:
+        raise ValueError(f"{path}: cannot read as a video")
+    return count
+
+
+def read_frames(source: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Yield [H, W, 3] uint8 RGB frames one at a time (a long video never sits in memory)."""
+    source = Path(source)
+    if source.is_dir():
+        for path in _image_paths(source):
+            bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ValueError(f"{path}: cannot decode the image")
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return
+    _video_length(source)
+    capture = cv2.VideoCapture(os.fspath(source))
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+def overlay(frame: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend the DAVIS colours of the objects over an [H, W, 3] frame, with dark contours."""
+    colours = davis_palette()[ids]
+    objects = (ids > 0)[..., None]
+    out = np.where(objects, (1 - alpha) * frame + alpha * colours, frame).astype(np.uint8)
+    edges = cv2.morphologyEx(ids, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    out[edges] = (0.3 * out[edges]).astype(np.uint8)
+    return out
+
+
+class OverlayWriter:
+    """Writes overlay frames to an MP4 (OpenCV's writer; opened at the first frame's size)."""
+
+    def __init__(self, path: str | os.PathLike, fps: float = 24.0):
+        self.path, self.fps, self._writer = Path(path), fps, None
+
+    def write(self, frame: np.ndarray, ids: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            size = (frame.shape[1], frame.shape[0])
+            self._writer = cv2.VideoWriter(os.fspath(self.path), fourcc, self.fps, size)
+        self._writer.write(cv2.cvtColor(overlay(frame, ids), cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
