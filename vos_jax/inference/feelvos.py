@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from vos_jax.inference.engine import Propagator
-from vos_jax.models.feelvos import Feelvos
+from vos_jax.models.feelvos import FEATURE_STRIDE, Feelvos, probabilities, upsample
 from vos_jax.ops.matching import global_matching, local_matching
 
 
@@ -38,10 +38,11 @@ class FeelvosState(NamedTuple):
 
 
 def _to_stride(slots, size):
-    """[B, H, W] slot ids -> [B, h, w] by taking the pixel at each stride-4 cell's centre."""
+    """[B, H, W] slot ids -> [B, h, w]: the pixel each stride-4 sample sits on (pixel 4j, where
+    the backbone centres its outputs; see `layers.upsample_aligned`)."""
     h, w = size
-    rows = jnp.minimum(jnp.arange(h) * 4 + 1, slots.shape[1] - 1)
-    cols = jnp.minimum(jnp.arange(w) * 4 + 1, slots.shape[2] - 1)
+    rows = jnp.minimum(jnp.arange(h) * FEATURE_STRIDE, slots.shape[1] - 1)
+    cols = jnp.minimum(jnp.arange(w) * FEATURE_STRIDE, slots.shape[2] - 1)
     return slots[:, rows][:, :, cols]
 
 
@@ -107,13 +108,13 @@ def feelvos_propagator(
         # Objects handed over in this frame: their given mask replaces the prediction.
         given = _to_stride(masks, (h, w))
         is_new = jnp.take_along_axis(new, given.reshape(batch, -1), axis=1).reshape(given.shape)
-        small_probs = jax.nn.softmax(logits, axis=-1)
+        small_probs = probabilities(logits, state.valid | new)
+        # FEELVOS: softmax over objects, upsample to the frame, argmax.
+        full_probs = upsample(small_probs, frame.shape[1:3])
         small_probs = jnp.where(
             is_new[..., None], jax.nn.one_hot(given, num_slots, dtype=jnp.float32), small_probs
         )
         labels = jnp.argmax(small_probs, axis=-1).astype(jnp.int32)
-        full = jax.image.resize(logits, (batch, *frame.shape[1:3], num_slots), "bilinear")
-        full_probs = jax.nn.softmax(full, axis=-1)
         full_new = jnp.take_along_axis(new, masks.reshape(batch, -1), axis=1).reshape(masks.shape)
         full_probs = jnp.where(
             full_new[..., None], jax.nn.one_hot(masks, num_slots, dtype=jnp.float32), full_probs

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from vos_jax.families import build_model
@@ -41,7 +42,7 @@ def save_model(
     meta = {
         "family": family,
         "variant": variant,
-        "kwargs": used,
+        "kwargs": {k: (jnp.dtype(v).name if k == "dtype" else v) for k, v in used.items()},
         "metrics": metrics or {},
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -59,8 +60,10 @@ def load_model(path: str | os.PathLike):
             f"{path}: not a vos-jax checkpoint (expected model.json, README.md and variables/)"
         )
     meta = json.loads(meta_file.read_text())
-    model, _ = build_model(meta["family"], meta["variant"], **meta["kwargs"])
+    kwargs = {k: (jnp.dtype(v) if k == "dtype" else v) for k, v in meta["kwargs"].items()}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()}  # JSON lists
+    model, _ = build_model(meta["family"], meta["variant"], **kwargs)
     checkpointer = ocp.StandardCheckpointer()
     variables = checkpointer.restore(path / "variables")
-    variables = jax.tree.map(jax.numpy.asarray, variables)
+    variables = jax.tree.map(jnp.asarray, variables)
     return model, variables, meta

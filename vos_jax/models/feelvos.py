@@ -1,0 +1,278 @@
+"""FEELVOS (Voigtlaender et al., "FEELVOS: Fast End-to-End Embedding Learning for Video Object
+Segmentation", CVPR 2019) as a Flax Linen module exposing its stages.
+
+The model holds no video state and does no matching: the inference engine and the training
+step call `features` per frame, match embeddings with `vos_jax.ops.matching` (global against the
+first frame, local against the previous one), then call `segment`:
+
+    model = Feelvos.variant("tiny")                    # or Feelvos(**VARIANTS["paper"])
+    variables = model.init(key, frames, num_objects=O)  # params + batch_stats; any O works later
+    feats, emb = model.apply(variables, frames, method=Feelvos.features)
+    logits = model.apply(variables, feats, global_map, local_map, prev_probs, object_valid,
+                         method=Feelvos.segment)
+    probs = probabilities(logits, object_valid)       # softmax over objects, float32
+    labels = predict_labels(logits, object_valid, frames.shape[1:3])
+    # training: train=True and mutable=["batch_stats"] in apply.
+
+Evaluate at output stride 8 with the same variables: `model.clone(output_stride=8)` (dilation
+changes no parameter shape). Frames of size H x W give stride-4 maps of h = ceil(H / 4),
+w = ceil(W / 4) (symmetric padding, no input padding); feature j is centred on pixel 4 j, which
+`upsample` respects (align_corners-style; DeepLab/FEELVOS use H = 4 k + 1 crops such as 465).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from vos_jax.models.backbones import make_backbone
+from vos_jax.models.deeplab import DeepLabV3Plus
+from vos_jax.models.layers import SeparableConv, upsample_aligned
+
+Dtype = Any
+NEG_LOGIT = -1e9  # logit of padded objects: exp(-1e9 - x) == 0 in float32, no inf arithmetic
+FEATURE_STRIDE = 4
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    # DeepLabv3+ on ResNet-101 (substitute for the paper's Xception-65, SPEC 1).
+    "paper": dict(backbone="resnet101"),  # 46,028,718 parameters
+    # DeepLabv3+ on MobileNetV2 (without its final 1x1 conv, as DeepLab): 3,060,270 parameters.
+    "mobile": dict(backbone="mobilenet_v2"),
+    # Tests and demos: one bottleneck block per stage at stem width 8: 193,986 parameters.
+    "tiny": dict(
+        backbone="resnet50",
+        backbone_width=8,
+        backbone_stage_sizes=(1, 1, 1, 1),
+        aspp_channels=32,
+        decoder_channels=32,
+        low_level_channels=16,
+        embedding_dim=16,
+        head_channels=32,
+        head_layers=2,
+    ),
+}
+
+
+def identity_init(stddev: float = 0.03):
+    """Near-identity kernel init (FEELVOS code's `conv2d_identity_initializer`): 1 at the centre
+    tap from input channel i to output i (every channel for a depthwise kernel), plus truncated
+    normal noise of `stddev`; channels beyond min(in, out) get only the noise."""
+
+    def init(key, shape, dtype=jnp.float32):
+        kh, kw, cin, cout = shape
+        eye = np.zeros(shape, np.float32)
+        if cin == 1:  # depthwise: [kh, kw, 1, C]
+            eye[kh // 2, kw // 2, 0, :] = 1.0
+        else:
+            idx = np.arange(min(cin, cout))
+            eye[kh // 2, kw // 2, idx, idx] = 1.0
+        noise = stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32)
+        return (jnp.asarray(eye) + noise).astype(dtype)
+
+    return init
+
+
+class EmbeddingHead(nn.Module):
+    """3x3 depthwise conv + 1x1 conv to D (FEELVOS Sec. 3.1), initialised near identity so that
+    embeddings start as (the first D channels of) the features. As in the official code (slim
+    defaults there) each conv has a bias and a ReLU, no BatchNorm."""
+
+    embedding_dim: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Float[Array, "B h w C"]) -> Float[Array, "B h w D"]:
+        channels = x.shape[-1]
+        x = nn.Conv(
+            channels,
+            (3, 3),
+            padding=((1, 1), (1, 1)),
+            feature_group_count=channels,
+            dtype=self.dtype,
+            kernel_init=identity_init(),
+            name="depthwise",
+        )(x)
+        x = nn.relu(x)
+        x = nn.Conv(
+            self.embedding_dim,
+            (1, 1),
+            dtype=self.dtype,
+            kernel_init=identity_init(),
+            name="pointwise",
+        )(x)
+        return nn.relu(x)
+
+
+class ObjectHead(nn.Module):
+    """The dynamic segmentation head for one object (FEELVOS Sec. 3.3, Fig. 2): input
+    concat(features, global map, local map, previous probability) of C + 3 channels, `layers`
+    kxk depthwise-separable convs with BN + ReLU, a 1x1 conv to one logit. Its BatchNorm pools
+    statistics over the vmapped object axis "objects", masked to valid objects."""
+
+    channels: int = 256
+    layers: int = 4
+    kernel: int = 7
+    train: bool = False
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self,
+        features: Float[Array, "B h w C"],
+        global_map: Float[Array, "B h w"],
+        local_map: Float[Array, "B h w"],
+        previous_probs: Float[Array, "B h w"],
+        valid: Bool[Array, " B"],
+    ) -> Float[Array, "B h w"]:
+        maps = jnp.stack([global_map, local_map, previous_probs], axis=-1)
+        x = jnp.concatenate([features, maps.astype(features.dtype)], axis=-1)
+        mask = valid[:, None, None, None]
+        for i in range(self.layers):
+            conv = SeparableConv(
+                self.channels, self.kernel, axis_name="objects", dtype=self.dtype, name=f"conv{i}"
+            )
+            x = conv(x, self.train, mask)
+        logit = nn.Conv(1, (1, 1), dtype=jnp.float32, name="logit")(x.astype(jnp.float32))
+        return logit[..., 0]
+
+
+# Shared weights across objects: params and batch_stats broadcast, inputs mapped on the last axis.
+_SharedObjectHead = nn.vmap(
+    ObjectHead,
+    in_axes=(None, -1, -1, -1, -1),
+    out_axes=-1,
+    variable_axes={"params": None, "batch_stats": None},
+    split_rngs={"params": False},
+    axis_name="objects",
+)
+
+
+class Feelvos(nn.Module):
+    """FEELVOS: DeepLabv3+ features and embeddings at stride 4, dynamic segmentation head.
+
+    Fields are plain constructor kwargs (`VARIANTS`); `backbone` is a name for
+    `backbones.make_backbone` with optional `backbone_width` / `backbone_stage_sizes`.
+    """
+
+    backbone: str = "resnet101"
+    backbone_width: float | None = None
+    backbone_stage_sizes: tuple[int, ...] | None = None
+    output_stride: int = 16  # 16 in training, 8 at evaluation (FEELVOS code)
+    aspp_channels: int = 256
+    atrous_rates: tuple[int, ...] = (6, 12, 18)
+    decoder_channels: int = 256
+    low_level_channels: int = 48
+    separable: bool = True
+    embedding_dim: int = 100
+    head_channels: int = 256
+    head_layers: int = 4
+    head_kernel: int = 7
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
+    pixel_std: tuple[float, float, float] = IMAGENET_STD
+    dtype: Dtype = jnp.float32
+
+    @classmethod
+    def variant(cls, name: str, **overrides: Any) -> Feelvos:
+        """`Feelvos.variant("paper", output_stride=8, dtype=jnp.bfloat16)`."""
+        return cls(**{**VARIANTS[name], **overrides})
+
+    def setup(self):
+        self.encoder = make_backbone(
+            self.backbone,
+            output_stride=self.output_stride,
+            width=self.backbone_width,
+            stage_sizes=self.backbone_stage_sizes,
+            dtype=self.dtype,
+        )
+        self.decoder = DeepLabV3Plus(
+            self.aspp_channels,
+            self.decoder_channels,
+            self.low_level_channels,
+            self.atrous_rates,
+            self.output_stride,
+            low_level_stride=FEATURE_STRIDE,
+            separable=self.separable,
+            dtype=self.dtype,
+        )
+        self.embedding = EmbeddingHead(self.embedding_dim, dtype=self.dtype)
+
+    def _normalise(self, frames: Array) -> Array:
+        x = frames.astype(jnp.float32)
+        if frames.dtype == jnp.uint8:
+            x = x / 255.0
+        x = (x - jnp.asarray(self.pixel_mean)) / jnp.asarray(self.pixel_std)
+        return x.astype(self.dtype)
+
+    def features(
+        self, frames: Float[Array, "*B H W 3"] | Int[Array, "*B H W 3"], train: bool = False
+    ) -> tuple[Float[Array, "*B h w C"], Float[Array, "*B h w D"]]:
+        """Frames (float in [0, 1] or uint8, any leading dims, e.g. [B, T]) -> stride-4 decoder
+        features (compute dtype) and embeddings (float32), h = ceil(H / 4), w = ceil(W / 4)."""
+        lead, (height, width) = frames.shape[:-3], frames.shape[-3:-1]
+        x = self._normalise(frames.reshape((-1, height, width, 3)))
+        taps = self.encoder(x, train)
+        feats = self.decoder(taps["layer4"], taps["layer1"], train)
+        emb = self.embedding(feats).astype(jnp.float32)
+        return feats.reshape(lead + feats.shape[1:]), emb.reshape(lead + emb.shape[1:])
+
+    @nn.compact
+    def segment(
+        self,
+        features: Float[Array, "B h w C"],
+        global_map: Float[Array, "B h w O"],
+        local_map: Float[Array, "B h w O"],
+        previous_probs: Float[Array, "B h w O"],
+        object_valid: Bool[Array, "B O"],
+        train: bool = False,
+    ) -> Float[Array, "B h w O"]:
+        """Per-object logits from the dynamic segmentation head, weights shared over objects
+        (`nn.vmap` over O; parameters do not depend on O). Padded objects get `NEG_LOGIT`.
+        Head BatchNorm statistics in training pool all valid objects of the batch."""
+        head = _SharedObjectHead(
+            self.head_channels,
+            self.head_layers,
+            self.head_kernel,
+            train,
+            dtype=self.dtype,
+            name="head",
+        )
+        logits = head(features, global_map, local_map, previous_probs, object_valid)
+        return jnp.where(object_valid[:, None, None, :], logits.astype(jnp.float32), NEG_LOGIT)
+
+    def __call__(
+        self, frames: Float[Array, "B H W 3"], num_objects: int = 1, train: bool = False
+    ) -> tuple[Float[Array, "B h w O"], Float[Array, "B h w D"]]:
+        """Runs `features` and `segment` with zero maps, so that `init` creates every variable:
+        `model.init(key, frames, num_objects=O)`. Returns (logits, embeddings)."""
+        feats, emb = self.features(frames, train)
+        zeros = jnp.zeros(feats.shape[:3] + (num_objects,), jnp.float32)
+        valid = jnp.ones((feats.shape[0], num_objects), bool)
+        return self.segment(feats, zeros, zeros, zeros, valid, train), emb
+
+
+def probabilities(
+    logits: Float[Array, "B h w O"], object_valid: Bool[Array, "B O"]
+) -> Float[Array, "B h w O"]:
+    """Softmax over objects in float32; padded objects get probability 0."""
+    logits = jnp.where(object_valid[:, None, None, :], logits.astype(jnp.float32), NEG_LOGIT)
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def upsample(x: Float[Array, "B h w O"], size: tuple[int, int]) -> Float[Array, "B H W O"]:
+    """Stride-4 maps (probabilities, logits) to full resolution, bilinear and stride-aligned."""
+    return upsample_aligned(x, size, FEATURE_STRIDE)
+
+
+def predict_labels(
+    logits: Float[Array, "B h w O"], object_valid: Bool[Array, "B O"], size: tuple[int, int]
+) -> Int[Array, "B H W"]:
+    """FEELVOS inference output: softmax over objects -> upsample -> argmax (int32 object ids)."""
+    probs = upsample(probabilities(logits, object_valid), size)
+    return jnp.argmax(probs, axis=-1).astype(jnp.int32)

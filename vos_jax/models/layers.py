@@ -1,0 +1,182 @@
+"""Shared blocks for the model families: convolutions with BatchNorm, separable convolutions, a
+masked BatchNorm, stride-aligned bilinear upsampling.
+
+Conventions (DESIGN.md): NHWC, parameters float32, computation in `dtype` (bfloat16 on GPU/TPU),
+BatchNorm statistics in float32. Padding is explicit and symmetric as in PyTorch
+(`padding = dilation * (k - 1) // 2`), so a stride-s layer maps size n to ceil(n / s) and output
+sample j is centred on input sample s * j; `upsample_aligned` relies on that geometry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+Dtype = Any
+
+# torchvision's convolution init: kaiming_normal_(mode="fan_out", nonlinearity="relu").
+KAIMING_FAN_OUT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+BN_MOMENTUM = 0.9  # flax convention: running = momentum * running + (1 - momentum) * batch
+BN_EPSILON = 1e-5  # PyTorch default
+
+
+def conv_padding(kernel_size: int, dilation: int = 1) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Symmetric PyTorch-style padding for a square (dilated) kernel."""
+    pad = dilation * (kernel_size - 1) // 2
+    return ((pad, pad), (pad, pad))
+
+
+class MaskedBatchNorm(nn.Module):
+    """BatchNorm over all axes but the last, with an optional mask and a named batch axis.
+
+    Same variables and update rule as `flax.linen.BatchNorm` ("scale", "bias"; batch_stats
+    "mean", "var"). In training, statistics are sum / count over the positions where `mask` is
+    true, pooled exactly over `axis_name` (a `vmap`/`shard_map` axis) with `psum`, so a padded
+    object or an empty shard contributes nothing (Flax's BatchNorm averages per-member means
+    instead, which is NaN when one member is fully masked).
+    """
+
+    use_running_average: bool = False
+    axis_name: str | None = None
+    momentum: float = BN_MOMENTUM
+    epsilon: float = BN_EPSILON
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, x: Float[Array, "*B C"], mask: Bool[Array, "*#B 1"] | None = None
+    ) -> Float[Array, "*B C"]:
+        features = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+        ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+        ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+        if self.use_running_average:
+            mean, var = ra_mean.value, ra_var.value
+        else:
+            xf = x.astype(jnp.float32)
+            weight = jnp.ones(x.shape[:-1] + (1,), jnp.float32)
+            if mask is not None:
+                weight = weight * mask.astype(jnp.float32)
+            axes = tuple(range(x.ndim - 1))
+            sums = jnp.stack([jnp.sum(weight * xf, axes), jnp.sum(weight * xf * xf, axes)])
+            count = jnp.sum(weight)
+            if self.axis_name is not None:
+                sums, count = jax.lax.psum((sums, count), self.axis_name)
+            mean = sums[0] / jnp.maximum(count, 1.0)
+            var = jnp.maximum(sums[1] / jnp.maximum(count, 1.0) - mean * mean, 0.0)
+            if not self.is_initializing():
+                m = self.momentum
+                ra_mean.value = m * ra_mean.value + (1.0 - m) * mean
+                ra_var.value = m * ra_var.value + (1.0 - m) * var
+        mul = scale * jax.lax.rsqrt(var + self.epsilon)
+        y = x.astype(jnp.float32) * mul + (bias - mean * mul)
+        return y.astype(self.dtype)
+
+
+class ConvBNReLU(nn.Module):
+    """Conv (symmetric padding, optional dilation/groups) + optional BatchNorm + activation."""
+
+    features: int
+    kernel_size: int = 3
+    strides: int = 1
+    dilation: int = 1
+    groups: int = 1
+    use_bn: bool = True
+    activation: Callable[[Array], Array] | None = nn.relu
+    axis_name: str | None = None  # BatchNorm statistics pooled over this named axis
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, x: Float[Array, "B H W C"], train: bool, mask: Bool[Array, "#B 1 1 1"] | None = None
+    ) -> Float[Array, "B h w F"]:
+        k = self.kernel_size
+        x = nn.Conv(
+            self.features,
+            (k, k),
+            strides=self.strides,
+            padding=conv_padding(k, self.dilation),
+            kernel_dilation=self.dilation,
+            feature_group_count=self.groups,
+            use_bias=not self.use_bn,
+            dtype=self.dtype,
+            kernel_init=KAIMING_FAN_OUT,
+            name="conv",
+        )(x)
+        if self.use_bn:
+            norm = MaskedBatchNorm(not train, self.axis_name, dtype=self.dtype, name="bn")
+            x = norm(x, mask)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+class SeparableConv(nn.Module):
+    """Depthwise kxk (dilated) conv + pointwise 1x1 conv, each followed by BN + activation when
+    `use_bn` (DeepLab's `split_separable_conv2d`, Chen et al. ECCV 2018, Sec. 3.2: the
+    activation between the two convolutions is what distinguishes it from Xception's)."""
+
+    features: int
+    kernel_size: int = 3
+    strides: int = 1
+    dilation: int = 1
+    use_bn: bool = True
+    activation: Callable[[Array], Array] | None = nn.relu
+    axis_name: str | None = None
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, x: Float[Array, "B H W C"], train: bool, mask: Bool[Array, "#B 1 1 1"] | None = None
+    ) -> Float[Array, "B h w F"]:
+        common = dict(
+            use_bn=self.use_bn,
+            activation=self.activation,
+            axis_name=self.axis_name,
+            dtype=self.dtype,
+        )
+        channels = x.shape[-1]
+        x = ConvBNReLU(
+            channels,
+            self.kernel_size,
+            self.strides,
+            self.dilation,
+            groups=channels,
+            name="depthwise",
+            **common,
+        )(x, train, mask)
+        return ConvBNReLU(self.features, 1, name="pointwise", **common)(x, train, mask)
+
+
+def _interpolation(out_size: int, in_size: int, factor: float):
+    """Static indices and weights for 1-D linear interpolation at positions i / factor, clamped."""
+    pos = np.clip(np.arange(out_size) / factor, 0.0, in_size - 1)
+    lo = np.floor(pos).astype(np.int32)
+    hi = np.minimum(lo + 1, in_size - 1)
+    return lo, hi, (pos - lo).astype(np.float32)
+
+
+def upsample_aligned(
+    x: Float[Array, "B h w C"], size: tuple[int, int], factor: float
+) -> Float[Array, "B H W C"]:
+    """Bilinear upsampling by `factor` for grids whose sample j sits on output pixel factor * j.
+
+    That is where the symmetric-padding convolutions and poolings of these backbones centre their
+    outputs, so this keeps features and labels aligned (plain half-pixel `jax.image.resize`
+    would shift them by (factor - 1) / 2 pixels). It equals `align_corners=True` resizing (as in
+    DeepLab / FEELVOS, which use sizes factor * k + 1) when H = factor * (h - 1) + 1; pixels past
+    the last sample take the edge value. Computed in float32, returned in x's dtype.
+    """
+    y = x.astype(jnp.float32)
+    for axis, out_size in ((1, size[0]), (2, size[1])):
+        lo, hi, w = _interpolation(out_size, y.shape[axis], factor)
+        w = w.reshape((-1,) + (1,) * (y.ndim - 1 - axis))
+        y = jnp.take(y, lo, axis) * (1.0 - w) + jnp.take(y, hi, axis) * w
+    return y.astype(x.dtype)
