@@ -154,3 +154,63 @@ def test_mp4_input(tiny, tmp_path, video):
     argv = ["segment", "--checkpoint", str(ckpt), "--frames", str(tmp_path / "clip.mp4")]
     assert main([*argv, "--masks", str(tmp_path / "first.png"), "--out", str(tmp_path / "o")]) == 0
     assert len(list((tmp_path / "o" / "clip").glob("*.png"))) == len(frames)
+
+
+def test_config_file_sets_engine_options(tiny, tmp_path, capsys):
+    from vos_jax.cli import build_parser, engine_options
+
+    config = "configs/feelvos_davis17.py"
+    args = build_parser().parse_args(
+        [
+            "segment",
+            "--checkpoint",
+            "c",
+            "--frames",
+            "f",
+            "--masks",
+            "m",
+            "--out",
+            "o",
+            "--config",
+            config,
+            "--global_every",
+            "5",
+        ]
+    )
+    options = engine_options(args, "feelvos")
+    assert options == dict(
+        max_objects=10, global_every=5, max_reference_frames=1, max_displacement=15
+    )  # the flag wins over the config
+    (tmp_path / "bad.py").write_text(
+        "import ml_collections\n"
+        "def get_config(arg=None):\n"
+        "    return ml_collections.ConfigDict({'inference': {'max_object': 3}})\n"
+    )
+    args.config = str(tmp_path / "bad.py")
+    with pytest.raises(ValueError, match="unknown inference keys"):
+        engine_options(args, "feelvos")
+    args.config = str(tmp_path / "missing.py")
+    with pytest.raises(FileNotFoundError, match="missing.py"):
+        engine_options(args, "feelvos")
+
+
+def test_davis_mini_sequence_end_to_end(tiny, tmp_path):
+    """A real 480p DAVIS sequence through eval.py --checkpoint (untrained weights: this checks
+    the plumbing at full resolution, not accuracy)."""
+    from tests.shared_data import DAVIS_MINI, shared_path
+
+    source = shared_path(DAVIS_MINI) / "DAVIS"
+    davis = tmp_path / "DAVIS"  # the first 6 frames of car-shadow: real size, short run
+    for kind, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+        (davis / kind / "480p" / "car-shadow").mkdir(parents=True)
+        for t in range(6):
+            name = f"480p/car-shadow/{t:05d}.{ext}"
+            (davis / kind / name).symlink_to(source / kind / name)
+    model, variables = tiny
+    ckpt = save_model(tmp_path / "ckpt", "feelvos", "tiny", variables)
+    results = tmp_path / "results"
+    argv = ["eval", "--davis_root", str(davis), "--results", str(results), "--sequences"]
+    argv += ["car-shadow", "--checkpoint", str(ckpt), "--workers", "1", "--max_objects", "2"]
+    assert main(argv) == 0
+    assert len(list((results / "car-shadow").glob("*.png"))) == 6
+    assert json.loads((results / "results-val.json").read_text())["per_object"]["car-shadow_1"]

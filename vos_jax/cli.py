@@ -52,15 +52,38 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(parser)
 
 
+ENGINE_DEFAULTS = dict(max_objects=10, global_every=1, max_reference_frames=1, max_displacement=15)
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max_objects", type=int, default=10, help="object slots (static shape)")
-    parser.add_argument("--global_every", type=int, default=1, help="global matching every N")
+    """Inference-engine options; each defaults to --config's `inference` entry, else built in."""
+    parser.add_argument("--config", default=None, help="config file (path.py[:arg])")
+    parser.add_argument("--max_objects", type=int, help="object slots (static shape); 10")
+    parser.add_argument("--global_every", type=int, help="global matching every N frames; 1")
     parser.add_argument(
-        "--max_reference_frames",
-        type=int,
-        default=1,
-        help="frames that may bring objects (YouTube-VOS: more than 1)",
+        "--max_reference_frames", type=int, help="frames that may bring objects (YouTube-VOS); 1"
     )
+    parser.add_argument("--max_displacement", type=int, help="local matching window k; 15")
+
+
+def engine_options(args: argparse.Namespace, family: str) -> dict:
+    """Engine options for a `family` model: flags, else --config's `inference`, else defaults."""
+    options = dict(ENGINE_DEFAULTS)
+    if args.config:
+        from vos_jax.config_files import load_config
+
+        config = load_config(args.config)
+        if config.get("model", {}).get("family", family) != family:
+            raise ValueError(
+                f"--config {args.config}: configures a {config.model.family} model, the "
+                f"checkpoint holds a {family} model"
+            )
+        unknown = set(config.get("inference", {})) - set(options)
+        if unknown:
+            raise ValueError(f"--config {args.config}: unknown inference keys {sorted(unknown)}")
+        options.update(config.get("inference", {}))
+    options.update({k: getattr(args, k) for k in options if getattr(args, k) is not None})
+    return options
 
 
 def load_propagator(args: argparse.Namespace):
@@ -71,13 +94,8 @@ def load_propagator(args: argparse.Namespace):
     model, variables, meta = load_model(args.checkpoint)
     if getattr(args, "model", None) and args.model != meta["family"]:
         raise ValueError(f"--model {args.model}: the checkpoint holds a {meta['family']} model")
-    return FAMILIES[meta["family"]].propagator(
-        model,
-        variables,
-        args.max_objects,
-        max_reference_frames=args.max_reference_frames,
-        global_every=args.global_every,
-    )
+    options = engine_options(args, meta["family"])
+    return FAMILIES[meta["family"]].propagator(model, variables, **options)
 
 
 def run_segment(args: argparse.Namespace) -> None:
