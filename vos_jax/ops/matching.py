@@ -1,4 +1,4 @@
-"""FEELVOS global and local matching (Voigtlaender et al., CVPR 2019, Sec. 3.1-3.2).
+"""FEELVOS global and local matching (Voigtlaender et al., CVPR 2019, equations 1-4).
 
 - ``normalized_distance``: eq. 1, d(p, q) = 1 - 2 / (1 + exp(||e_p - e_q||^2)), with the squared
   L2 distance as the official code uses it; 1 - 2 / (1 + e^x) = tanh(x / 2) is finite for any x.
@@ -15,6 +15,7 @@ minimum of the squared distance and apply ``normalized_distance`` once at the en
 An object with no candidate keeps +inf, which maps to exactly 1. Memory is bounded by iterating
 (``lax.map``) over query chunks (global) or query tiles (local); each iteration is rematerialised
 in the backward pass (``jax.checkpoint``), so training stores only the inputs, never the distances.
+The public functions are jitted (integer arguments static): one compile per shape, also eagerly.
 """
 
 from __future__ import annotations
