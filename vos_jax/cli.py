@@ -114,25 +114,26 @@ def run_segment(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> list:
     from vos_jax.metrics import evaluation, report
 
+    output = Path(args.output or args.results)
+    existing = [p for p in report.output_paths(output, args.set) if p.exists()]
+    if existing and not args.overwrite:  # checked first: segmenting the set can take long
+        raise evaluation.EvaluationInputError(
+            f"{existing[0]}: already exists; pass --overwrite to replace it or --output DIR"
+        )
     if args.checkpoint:  # segment the set with the model first, into --results
         from vos_jax.inference.segment import segment_davis
 
+        if args.task != "semi-supervised":
+            raise ValueError(
+                "--checkpoint: the models segment from first-frame masks; use "
+                "--task semi-supervised"
+            )
         seqs = evaluation.list_sequences(
             Path(args.davis_root), args.task, args.set, args.resolution, args.sequences
         )
+        propagator = load_propagator(args)
         segment_davis(
-            load_propagator(args),
-            args.davis_root,
-            seqs,
-            args.results,
-            args.resolution,
-            args.overwrite,
-        )
-    output = Path(args.output or args.results)
-    existing = [p for p in report.output_paths(output, args.set) if p.exists()]
-    if existing and not args.overwrite:
-        raise evaluation.EvaluationInputError(
-            f"{existing[0]}: already exists; pass --overwrite to replace it or --output DIR"
+            propagator, args.davis_root, seqs, args.results, args.resolution, args.overwrite
         )
     start = time.perf_counter()
     objects = evaluation.evaluate(
