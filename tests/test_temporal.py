@@ -7,7 +7,6 @@ reference written below with plain Python loops (float64), and on constructed ca
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import cv2
@@ -369,14 +368,10 @@ def test_t_mean_ignores_nan_without_warning():
         assert isinstance(t_mean(np.array([1.0])), float)
 
 
-def test_t_stability_is_fast_on_davis_sized_masks():
+def test_t_stability_on_davis_sized_masks():
     shape = (480, 854)
     a = ellipse(shape, (427, 240), (300, 150))  # ~1500 px perimeter -> ~500 contour points
     b = ellipse(shape, (437, 246), (290, 160), 5)
-    t_stability(a, b)  # warm-up
-    start = time.perf_counter()
-    value = t_stability(a, b)
-    elapsed = time.perf_counter() - start
+    value = t_stability(a, b)  # ~0.1 s on one core (measured, not asserted: no timed tests)
     assert 0 < value < 0.2
     assert len(temporal._descriptor(a)) > 400
-    assert elapsed < 1.0  # ~0.1 s on a laptop core; loose bound for busy CI machines
