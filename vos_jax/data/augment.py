@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 
 from vos_jax.data.tps import boundary_control_points, tps_warp
+from vos_jax.io.masks import VOID_ID as VOID  # noqa: F401  (augment.VOID, for callers)
+from vos_jax.io.masks import object_ids
 
-VOID = 255
 PRIOR_MODES = ("empty", "affine", "tps")
 _TPS_GRID = 4  # TPS maps evaluated every 4 px, then upsampled: <= 0.4 px off, ~5x faster
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -33,12 +34,6 @@ _RGB2YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.
 @functools.lru_cache(maxsize=16)
 def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
-def object_ids(mask: np.ndarray) -> np.ndarray:
-    """The object ids present in a mask, sorted, without background and void (bincount: no sort)."""
-    counts = np.bincount(mask.ravel(), minlength=256)
-    return np.flatnonzero(counts[1:VOID]) + 1
 
 
 # ----------------------------------------------------------------------------- clip augmentation

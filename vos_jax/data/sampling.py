@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-VOID_ID = 255
+from vos_jax.io.masks import VOID_ID, object_ids
 
 
 def triplet_indices(annotated: np.ndarray, max_gap: int, rng: np.random.Generator) -> np.ndarray:
@@ -65,9 +65,7 @@ def remap_objects(
     cropped away is gone); others become background, as the model cannot know them. Beyond
     `max_objects`, a random subset is kept and the rest become void, so no loss is taken on them.
     """
-    present = np.bincount(masks[0].ravel(), minlength=256) > 0  # faster than np.unique
-    present[[0, VOID_ID]] = False
-    ids = np.flatnonzero(present).astype(np.uint8)
+    ids = object_ids(masks[0]).astype(np.uint8)
     keep = np.sort(rng.choice(ids, max_objects, replace=False)) if ids.size > max_objects else ids
     table = np.zeros(256, np.uint8)  # ids absent from the first frame -> background
     table[VOID_ID] = VOID_ID

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from vos_jax.inference.engine import Propagator
-from vos_jax.models.feelvos import FEATURE_STRIDE, Feelvos, probabilities, upsample
+from vos_jax.models.feelvos import Feelvos, probabilities, to_feature_grid, upsample
 from vos_jax.ops.matching import global_matching, local_matching
 
 
@@ -37,15 +37,6 @@ class FeelvosState(NamedTuple):
     frame_index: jax.Array  # [] int32, index of the previous frame
 
 
-def _to_stride(slots, size):
-    """[B, H, W] slot ids -> [B, h, w]: the pixel each stride-4 sample sits on (pixel 4j, where
-    the backbone centres its outputs; see `layers.upsample_aligned`)."""
-    h, w = size
-    rows = jnp.minimum(jnp.arange(h) * FEATURE_STRIDE, slots.shape[1] - 1)
-    cols = jnp.minimum(jnp.arange(w) * FEATURE_STRIDE, slots.shape[2] - 1)
-    return slots[:, rows][:, :, cols]
-
-
 def feelvos_propagator(
     model: Feelvos,
     variables,
@@ -62,7 +53,7 @@ def feelvos_propagator(
 
     def init(frame, masks, new):
         features, emb = embed(frame)
-        labels = _to_stride(masks, emb.shape[1:3])
+        labels = to_feature_grid(masks)
         valid = new.at[:, 0].set(True)
         reference = jnp.zeros((emb.shape[0], max_reference_frames, *emb.shape[1:]), emb.dtype)
         reference_labels = jnp.full(reference.shape[:-1], -1, jnp.int32)
@@ -82,7 +73,7 @@ def feelvos_propagator(
 
     def step(state: FeelvosState, frame, masks, new):
         features, emb = embed(frame)
-        batch, h, w, dim = emb.shape
+        batch, dim = emb.shape[0], emb.shape[-1]
 
         def match_global(_):
             reference = state.reference.reshape(batch, -1, dim)
@@ -106,7 +97,7 @@ def feelvos_propagator(
             method=Feelvos.segment,
         )
         # Objects handed over in this frame: their given mask replaces the prediction.
-        given = _to_stride(masks, (h, w))
+        given = to_feature_grid(masks)
         is_new = jnp.take_along_axis(new, given.reshape(batch, -1), axis=1).reshape(given.shape)
         small_probs = probabilities(logits, state.valid | new)
         # FEELVOS: softmax over objects, upsample to the frame, argmax.

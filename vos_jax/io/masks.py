@@ -11,6 +11,13 @@ from PIL import Image
 VOID_ID = 255
 
 
+def object_ids(mask: np.ndarray) -> np.ndarray:
+    """The object ids present in a uint8 id map, sorted, without background and void (one
+    bincount: faster than np.unique's sort on large masks)."""
+    counts = np.bincount(mask.ravel(), minlength=256)
+    return np.flatnonzero(counts[1:VOID_ID]) + 1
+
+
 class MaskFileError(ValueError):
     """A mask file is missing or not what the DAVIS conventions expect."""
 

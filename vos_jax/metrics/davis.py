@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vos_jax.io.masks import VOID_ID
+
 BOUNDARY_FRACTION = 0.008  # boundary tolerance: this fraction of the image diagonal (toolkit)
 MAX_PROPOSALS = 20  # unsupervised protocol: at most this many proposals per sequence
-VOID_ID = 255
 
 
 class ProtocolError(ValueError):

@@ -265,6 +265,12 @@ def probabilities(
     return jax.nn.softmax(logits, axis=-1)
 
 
+def to_feature_grid(ids: Int[Array, "*B H W"]) -> Int[Array, "*B h w"]:
+    """Full-resolution maps (object ids) -> the stride-4 grid: sample j is pixel 4j, where
+    `features` centres its outputs (h = ceil(H / 4), like the features)."""
+    return ids[..., ::FEATURE_STRIDE, ::FEATURE_STRIDE]
+
+
 def upsample(x: Float[Array, "B h w O"], size: tuple[int, int]) -> Float[Array, "B H W O"]:
     """Stride-4 maps (probabilities, logits) to full resolution, bilinear and stride-aligned."""
     return upsample_aligned(x, size, FEATURE_STRIDE)

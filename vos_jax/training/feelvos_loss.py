@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from vos_jax.losses import bootstrap_fraction, bootstrapped_cross_entropy
-from vos_jax.models.feelvos import FEATURE_STRIDE, Feelvos, upsample
+from vos_jax.models.feelvos import Feelvos, to_feature_grid, upsample
 from vos_jax.ops.matching import global_matching, local_matching, sample_reference
 
 
@@ -24,7 +24,7 @@ def stride_labels(
 ) -> Int[Array, "*B h w"]:
     """Full-resolution ids (255 void) -> int32 ids at the stride-4 grid (sample j on pixel 4 j,
     where `Feelvos.features` centres it); void, ids >= O and padded objects -> -1."""
-    labels = masks[..., ::FEATURE_STRIDE, ::FEATURE_STRIDE].astype(jnp.int32)
+    labels = to_feature_grid(masks).astype(jnp.int32)
     num_objects = object_valid.shape[-1]
     in_range = (labels >= 0) & (labels < num_objects)
     safe = jnp.where(in_range, labels, 0)
