@@ -1,4 +1,4 @@
-"""The `vos-jax` command: synth and the quickstart demo, end to end."""
+"""The `vos-jax` command: synth, the quickstart demo and build-dataset, end to end."""
 
 import json
 
@@ -21,17 +21,24 @@ def test_synth_writes_a_dataset_and_rejects_bad_arguments(tmp_path, capsys):
         assert not (tmp_path / "bad").exists()
 
 
-def test_demo_evaluates_the_copy_first_mask_baseline(tmp_path, capsys):
+def test_demo_trains_evaluates_and_writes_an_overlay(tmp_path, capsys):
+    """The quickstart with the seconds-long :runlocal config (the real one is README command 1)."""
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    argv = ["demo", "--out", str(out), "--config", "configs/feelvos_synthetic.py:runlocal"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "J&F-Mean" in printed and "synth-" in printed
-    report = json.loads((out / "eval/copy-first-mask/results-val.json").read_text())
-    assert len(report["per_object"]) == 6  # 2 val videos x 3 objects
-    # Objects move, scale and get occluded: copying the first mask must score badly, but not 0.
-    assert 0.02 < report["global"]["J&F-Mean"] < 0.6
-    # A second run rewrites its own files instead of refusing.
-    assert main(["demo", "--out", str(out)]) == 0
+    assert "held-out J&F-Mean: FEELVOS (tiny)" in printed and "copy-first-mask baseline" in printed
+    ours = json.loads((out / "eval/feelvos/results-val.json").read_text())
+    floor = json.loads((out / "eval/copy-first-mask/results-val.json").read_text())
+    assert len(ours["per_object"]) == len(floor["per_object"]) == 2  # 1 val video x 2 objects
+    for report in (ours, floor):
+        assert 0.0 <= report["global"]["J&F-Mean"] <= 1.0
+    assert (out / "train/models/step_12/model.json").exists()
+    overlay = next((out / "overlay").glob("*.mp4"))
+    assert overlay.stat().st_size > 1000
+    # A second run reuses the finished training and rewrites its own evaluation files.
+    assert main(argv) == 0
+    assert json.loads((out / "eval/feelvos/results-val.json").read_text()) == ours
 
 
 def test_build_dataset_command(tmp_path, capsys):

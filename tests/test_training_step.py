@@ -67,9 +67,9 @@ def runs(setup):
             setup["optimizer"],
             mesh,
             states[name],
-            ANNEAL,
             setup["key"],
             schedule=setup["schedule"],
+            anneal_steps=ANNEAL,
         )
         out[name] = dict(mesh=mesh, step=steps[name], metrics=[], forced=[], updates=[])
     for i, batch in enumerate(setup["batches"]):

@@ -178,7 +178,7 @@ def run_build_dataset(args: argparse.Namespace) -> None:
 def run_demo(args: argparse.Namespace) -> None:
     from vos_jax import demo
 
-    demo.run(Path(args.out), seed=args.seed)
+    demo.run(Path(args.out), config=args.config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,9 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_arguments(segment)
     segment.set_defaults(func=run_segment)
 
-    demo = sub.add_parser("demo", help="synthetic data -> baseline -> evaluation")
+    demo = sub.add_parser(
+        "demo", help="train FEELVOS on synthetic videos, evaluate it, write an overlay video"
+    )
     demo.add_argument("--out", default="demo_out")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--config", default=None, help="training config (default configs/feelvos_synthetic.py)"
+    )
     demo.set_defaults(func=run_demo)
     return parser
 

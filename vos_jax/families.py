@@ -1,4 +1,4 @@
-"""The model families, in one explicit dict: name -> model class, variants, inference pair.
+"""The model families, in one explicit dict: name -> model class, variants, loss, inference pair.
 
 No string registries or importlib: adding a family means adding a line here.
 """
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from vos_jax.inference.feelvos import feelvos_propagator
 from vos_jax.models import feelvos
+from vos_jax.training.feelvos_loss import feelvos_loss
 
 
 @dataclass(frozen=True)
@@ -17,10 +18,14 @@ class Family:
     model: type  # a Flax Linen module class, built as model(**kwargs)
     variants: dict[str, dict]  # named constructor kwargs ("tiny", "paper", ...)
     propagator: Callable  # (model, variables, max_objects, **options) -> engine.Propagator
+    loss: Callable  # (model, params, batch_stats, batch, key, step, **options) -> (loss, aux)
+    sampling: str  # the training samples the loss takes (data.pipeline.SAMPLINGS)
 
 
 FAMILIES = {
-    "feelvos": Family(feelvos.Feelvos, feelvos.VARIANTS, feelvos_propagator),
+    "feelvos": Family(
+        feelvos.Feelvos, feelvos.VARIANTS, feelvos_propagator, feelvos_loss, sampling="triplet"
+    ),
 }
 
 

@@ -61,7 +61,7 @@ def feelvos_loss(
     batch: dict,
     key: Array,
     step: Int[Array, ""],
-    anneal_steps: int,
+    anneal_steps: int = 100_000,
     max_per_object: int = 1024,
     max_displacement: int = 15,
 ):

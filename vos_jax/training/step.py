@@ -57,7 +57,6 @@ def make_train_step(
     optimizer: optax.GradientTransformation,
     mesh: Mesh,
     state: TrainState,
-    anneal_steps: int,
     key: jax.Array,
     *,
     schedule: optax.Schedule | None = None,
@@ -71,7 +70,8 @@ def make_train_step(
     sharded with `sharding.batch_sharding(mesh)` (`sharding.global_batch`). Step s uses the key
     `fold_in(key, s)`. Metrics (replicated scalars): the loss function's metrics plus `lr`
     (`schedule(step)`, if given) and `grad_norm` (global norm before clipping).
-    `loss_kwargs` go to `loss_fn` (e.g. max_per_object, max_displacement).
+    `loss_fn(model, params, batch_stats, batch, key, step, **loss_kwargs) -> (loss, (batch_stats,
+    metrics))` is the family's loss; `loss_kwargs` are its options (FEELVOS: anneal_steps, ...).
     """
     state_shardings = state_sharding(state, mesh, fsdp)
     data_sharding = batch_sharding(mesh)
@@ -87,7 +87,6 @@ def make_train_step(
                 batch,
                 step_key,
                 state.step,
-                anneal_steps,
                 **loss_kwargs,
             )
 

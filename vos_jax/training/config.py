@@ -1,0 +1,170 @@
+"""The training config: every key a config may set, with its default, and the checks that run
+before anything is compiled.
+
+A config file (configs/<family>_<dataset>.py) starts from `base_config()` and changes values; it
+never adds keys. `validate` rejects unknown keys (a typo such as `totl_steps` in a file or on the
+command line), values of the wrong type and values out of range, naming the key, so a bad config
+fails in a second instead of after minutes of compilation.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import ml_collections
+
+from vos_jax.data.pipeline import SAMPLINGS
+from vos_jax.training.state import OPTIMIZERS
+
+SOURCES = ("synthetic", "davis", "tfds")
+DTYPES = ("float32", "bfloat16")
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or has a bad value."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """All keys, with defaults for the tiny FEELVOS on the built-in synthetic videos."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.total_steps = 1000
+    c.log_every_steps = 50
+    c.checkpoint_every_steps = 500
+    c.eval_every_steps = 500  # 0: no evaluation during training
+    c.keep_checkpoints = 3  # the last N, plus the best by val J&F
+
+    # Constructor arguments of FAMILIES[family].model beyond the variant; `dtype` is the compute
+    # dtype (parameters stay float32).
+    c.model = dict(family="feelvos", variant="tiny", dtype="float32")  # compute dtype
+    c.data = dict(
+        source="synthetic",
+        root="",  # davis: a DAVIS-layout folder
+        tfds_name="",  # tfds: e.g. "davis_vos/2017_480p" or "youtube_vos/2019"
+        tfds_data_dir="",
+        split="train",
+        batch_size=8,  # global, over all hosts and devices
+        threads=0,  # grain threads per host (0: one per CPU)
+        workers=0,  # grain worker processes per host
+        sampling="",  # "" = the family's (FEELVOS: triplet)
+        num_frames=3,
+        max_gap=5,
+        crop_size=(465, 465),
+        scale_range=(1.0, 1.3),
+        max_objects=3,
+        flip=True,
+        photometric=True,
+    )
+    # The built-in synthetic videos, generated on first use and cached by their parameters.
+    c.synthetic = dict(
+        num_videos=40, num_frames=24, height=96, width=160, num_objects=3, seed=0, cache_dir=""
+    )
+    c.optimizer = dict(
+        name="momentum",
+        learning_rate=7e-4,
+        weight_decay=4e-5,
+        clip_norm=0.0,  # 0: no clipping
+        backbone_lr_multiplier=1.0,
+        warmup_steps=0,
+    )
+    # Keyword arguments of the family's loss (FEELVOS: feelvos_loss).
+    c.loss = dict(anneal_steps=100_000, max_per_object=1024, max_displacement=15)
+    c.mesh = dict(data=-1, fsdp=1)  # -1: all devices the fsdp axis leaves
+    # Validation during training: a DAVIS-layout folder ("" = the synthetic videos' own val split
+    # when data.source is synthetic, data.root when it is davis), its split and at most N videos.
+    c.eval = dict(root="", split="val", max_videos=0)
+    # The inference engine's options (see the family's propagator).
+    c.inference = dict(max_objects=10, global_every=1, max_reference_frames=1, max_displacement=15)
+    return c
+
+
+def _check_keys(config, reference, prefix: str = "") -> None:
+    for key in config.keys():
+        name = prefix + key
+        if key not in reference:
+            known = ", ".join(sorted(prefix + k for k in reference.keys()))
+            raise ConfigError(f"config.{name}: unknown key (known: {known})")
+        value, default = config[key], reference[key]
+        if isinstance(default, ml_collections.ConfigDict):
+            if not isinstance(value, ml_collections.ConfigDict):
+                raise ConfigError(f"config.{name}: expected a group of keys, got {value!r}")
+            _check_keys(value, default, name + ".")
+        elif not _same_kind(value, default):
+            raise ConfigError(
+                f"config.{name}: expected {type(default).__name__} like {default!r}, got {value!r}"
+            )
+
+
+def _same_kind(value, default) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if isinstance(default, tuple | list):
+        return isinstance(value, tuple | list) and len(value) == len(default)
+    return isinstance(value, type(default))
+
+
+def _require(ok: bool, key: str, expected: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"config.{key}: expected {expected}, got {value!r}")
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Check keys, types and ranges; -> the config. Raises ConfigError naming the key."""
+    from vos_jax.families import FAMILIES
+
+    _check_keys(config, base_config())
+    c = config
+    for key in ("total_steps", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+        _require(c[key] >= 1, key, "an integer >= 1", c[key])
+    every = c.eval_every_steps
+    _require(every >= 0, "eval_every_steps", "an integer >= 0 (0: off)", every)
+    _require(c.seed >= 0, "seed", "an integer >= 0", c.seed)
+    m = c.model
+    _require(m.family in FAMILIES, "model.family", f"one of {list(FAMILIES)}", m.family)
+    variants = FAMILIES[m.family].variants
+    _require(m.variant in variants, "model.variant", f"one of {list(variants)}", m.variant)
+    _require(m.dtype in DTYPES, "model.dtype", f"one of {DTYPES}", m.dtype)
+
+    d = c.data
+    _require(d.source in SOURCES, "data.source", f"one of {SOURCES}", d.source)
+    _require(d.source != "davis" or bool(d.root), "data.root", "a DAVIS folder", d.root)
+    _require(d.source != "tfds" or bool(d.tfds_name), "data.tfds_name", "a dataset", d.tfds_name)
+    _require(d.batch_size >= 1, "data.batch_size", "an integer >= 1", d.batch_size)
+    _require(d.sampling in ("", *SAMPLINGS), "data.sampling", f"'' or {SAMPLINGS}", d.sampling)
+    _require(d.threads >= 0 and d.workers >= 0, "data.threads", "threads, workers >= 0", d.threads)
+    _require(
+        all(isinstance(s, int) and s >= 8 for s in d.crop_size),
+        "data.crop_size",
+        "two integers >= 8 (H, W)",
+        d.crop_size,
+    )
+    low, high = d.scale_range
+    _require(0 < low <= high, "data.scale_range", "0 < low <= high", d.scale_range)
+    for key in ("max_gap", "max_objects", "num_frames"):
+        _require(d[key] >= 1, f"data.{key}", "an integer >= 1", d[key])
+    s = c.synthetic
+    for key in ("num_videos", "num_frames", "height", "width", "num_objects"):
+        _require(s[key] >= 1, f"synthetic.{key}", "an integer >= 1", s[key])
+    _require(s.num_videos >= 2, "synthetic.num_videos", ">= 2 (train and val)", s.num_videos)
+
+    o = c.optimizer
+    _require(o.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}", o.name)
+    _require(o.learning_rate > 0, "optimizer.learning_rate", "a number > 0", o.learning_rate)
+    for key in ("weight_decay", "clip_norm", "backbone_lr_multiplier", "warmup_steps"):
+        _require(o[key] >= 0, f"optimizer.{key}", "a number >= 0", o[key])
+    for key, value in c.loss.items():
+        _require(value >= 1, f"loss.{key}", "an integer >= 1", value)
+    _require(
+        c.mesh.fsdp >= 1 and (c.mesh.data >= 1 or c.mesh.data == -1),
+        "mesh",
+        "fsdp >= 1 and data >= 1 (or -1: the rest)",
+        c.mesh.to_dict(),
+    )
+    _require(c.eval.max_videos >= 0, "eval.max_videos", "an integer >= 0", c.eval.max_videos)
+    for key, value in c.inference.items():
+        _require(value >= 1, f"inference.{key}", "an integer >= 1", value)
+    return config

@@ -1,0 +1,34 @@
+"""Validation during training: segment a DAVIS-layout split with the inference engine, then score
+it with the DAVIS metrics (the same code paths as `eval.py --checkpoint`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vos_jax.families import FAMILIES
+from vos_jax.inference.segment import segment_davis
+from vos_jax.metrics import evaluation, report
+
+TASK = "semi-supervised"
+
+
+def evaluate_model(
+    family: str,
+    model,
+    variables,
+    davis_root: str | os.PathLike,
+    split: str,
+    out_dir: str | os.PathLike,
+    inference: dict,
+    max_videos: int = 0,
+) -> dict[str, float]:
+    """J&F of `model` on `split` of `davis_root` (at most `max_videos` sequences; 0 = all);
+    predictions go to `out_dir/results`. -> the global row ({'J&F-Mean': ..., 'J-Mean': ...})."""
+    sequences = evaluation.list_sequences(Path(davis_root), TASK, split, "480p", None)
+    sequences = sequences[:max_videos] if max_videos else sequences
+    results = Path(out_dir) / "results"
+    propagator = FAMILIES[family].propagator(model, variables, **inference)
+    segment_davis(propagator, davis_root, sequences, results, overwrite=True)
+    objects = evaluation.evaluate(davis_root, results, TASK, split, sequences=sequences)
+    return report.global_table(objects, ("J", "F"))
