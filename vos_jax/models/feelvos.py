@@ -111,10 +111,10 @@ class EmbeddingHead(nn.Module):
 
 
 class ObjectHead(nn.Module):
-    """The dynamic segmentation head for one object (FEELVOS Sec. 3.3, Fig. 2): input
-    concat(features, global map, local map, previous probability) of C + 3 channels, `layers`
-    kxk depthwise-separable convs with BN + ReLU, a 1x1 conv to one logit. Its BatchNorm pools
-    statistics over the vmapped object axis "objects", masked to valid objects."""
+    """The dynamic segmentation head (FEELVOS Sec. 3.3, Fig. 2), one weight set for every object:
+    input concat(features, global map, local map, previous probability) of C + 3 channels,
+    `layers` kxk depthwise-separable convs with BN + ReLU, a 1x1 conv to one logit. It runs on
+    N = B * O (example, object) pairs at once; BatchNorm pools statistics over the valid ones."""
 
     channels: int = 256
     layers: int = 4
@@ -125,33 +125,17 @@ class ObjectHead(nn.Module):
     @nn.compact
     def __call__(
         self,
-        features: Float[Array, "B h w C"],
-        global_map: Float[Array, "B h w"],
-        local_map: Float[Array, "B h w"],
-        previous_probs: Float[Array, "B h w"],
-        valid: Bool[Array, " B"],
-    ) -> Float[Array, "B h w"]:
-        maps = jnp.stack([global_map, local_map, previous_probs], axis=-1)
+        features: Float[Array, "N h w C"],
+        maps: Float[Array, "N h w 3"],
+        valid: Bool[Array, " N"],
+    ) -> Float[Array, "N h w"]:
         x = jnp.concatenate([features, maps.astype(features.dtype)], axis=-1)
         mask = valid[:, None, None, None]
         for i in range(self.layers):
-            conv = SeparableConv(
-                self.channels, self.kernel, axis_name="objects", dtype=self.dtype, name=f"conv{i}"
-            )
+            conv = SeparableConv(self.channels, self.kernel, dtype=self.dtype, name=f"conv{i}")
             x = conv(x, self.train, mask)
         logit = nn.Conv(1, (1, 1), dtype=jnp.float32, name="logit")(x.astype(jnp.float32))
         return logit[..., 0]
-
-
-# Shared weights across objects: params and batch_stats broadcast, inputs mapped on the last axis.
-_SharedObjectHead = nn.vmap(
-    ObjectHead,
-    in_axes=(None, -1, -1, -1, -1),
-    out_axes=-1,
-    variable_axes={"params": None, "batch_stats": None},
-    split_rngs={"params": False},
-    axis_name="objects",
-)
 
 
 class Feelvos(nn.Module):
@@ -235,15 +219,18 @@ class Feelvos(nn.Module):
         """Per-object logits from the dynamic segmentation head, weights shared over objects
         (`nn.vmap` over O; parameters do not depend on O). Padded objects get `NEG_LOGIT`.
         Head BatchNorm statistics in training pool all valid objects of the batch."""
-        head = _SharedObjectHead(
-            self.head_channels,
-            self.head_layers,
-            self.head_kernel,
-            train,
-            dtype=self.dtype,
-            name="head",
+        batch, height, width, num_objects = global_map.shape
+        # (example, object) pairs flattened example-major: the pair axis keeps the batch axis's
+        # sharding over devices (object-major, as nn.vmap would merge them, makes XLA gather the
+        # whole batch on every device).
+        maps = jnp.stack([global_map, local_map, previous_probs], axis=-1)  # [B, h, w, O, 3]
+        maps = jnp.moveaxis(maps, 3, 1).reshape(batch * num_objects, height, width, 3)
+        pairs = jnp.repeat(features, num_objects, axis=0)  # [B * O, h, w, C]
+        head = ObjectHead(
+            self.head_channels, self.head_layers, self.head_kernel, train, self.dtype, name="head"
         )
-        logits = head(features, global_map, local_map, previous_probs, object_valid)
+        logits = head(pairs, maps, object_valid.reshape(-1))
+        logits = jnp.moveaxis(logits.reshape(batch, num_objects, height, width), 1, -1)
         return jnp.where(object_valid[:, None, None, :], logits.astype(jnp.float32), NEG_LOGIT)
 
     def __call__(
