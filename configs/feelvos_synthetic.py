@@ -24,7 +24,7 @@ def get_config(arg=None):
     config.data.update(batch_size=2, crop_size=(65, 65), max_objects=3, threads=2)
     config.data.update(scale_range=(1.0, 1.0), photometric=False)
     config.optimizer.update(
-        name="adamw", learning_rate=4e-2, weight_decay=1e-4, clip_norm=10.0, warmup_steps=50
+        name="adamw", learning_rate=2e-2, weight_decay=1e-4, clip_norm=10.0, warmup_steps=50
     )
     config.loss.update(anneal_steps=100_000, max_displacement=4)
     config.inference.update(max_objects=3, max_displacement=4)
