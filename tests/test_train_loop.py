@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -174,16 +175,8 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     restored = ocp.StandardCheckpointer().restore(
         workdir / "checkpoints" / str(steps[-1]) / "state"
     )
-    params = [np.asarray(x) for x in _leaves(restored["params"])]
+    params = [np.asarray(x) for x in jax.tree.leaves(restored["params"])]
     assert all(np.all(np.isfinite(p)) for p in params)
-
-
-def _leaves(tree):
-    if isinstance(tree, dict):
-        for value in tree.values():
-            yield from _leaves(value)
-    else:
-        yield tree
 
 
 def test_corrupt_latest_checkpoint_falls_back_with_a_warning(env, reference, tmp_path):

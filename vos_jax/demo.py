@@ -12,7 +12,8 @@ from pathlib import Path
 
 import vos_jax
 from vos_jax.data import synthetic
-from vos_jax.io.masks import write_mask
+from vos_jax.io.masks import read_mask, write_mask
+from vos_jax.io.video import OverlayWriter
 
 DEFAULT_CONFIG = Path(vos_jax.__file__).resolve().parents[1] / "configs" / "feelvos_synthetic.py"
 
@@ -40,9 +41,6 @@ def _eval(davis_root: Path, results: Path, output: Path, extra: list[str]) -> di
 def run(out: Path, config: str | None = None) -> dict:
     """Train, evaluate, compare, overlay; -> {'feelvos': global row, 'copy-first-mask': ...}."""
     from vos_jax.config_files import load_config
-    from vos_jax.families import FAMILIES
-    from vos_jax.inference.segment import segment_video
-    from vos_jax.io.published import load_model
     from vos_jax.training.data import synthetic_root
     from vos_jax.training.loop import train
 
@@ -66,19 +64,14 @@ def run(out: Path, config: str | None = None) -> dict:
     copy_first_mask(root, sequences, baseline)
     scores["copy-first-mask"] = _eval(root, baseline, out / "eval" / "copy-first-mask", [])
 
-    # One held-out video with its predicted masks drawn over the frames.
+    # One held-out video with the masks eval.py predicted drawn over its frames.
     seq = sequences[0]
-    net, variables, meta = load_model(model)
-    options = train_config.inference.to_dict()
+    frames, _ = synthetic.read_davis_sequence(root, seq)
     overlay = out / "overlay" / f"{seq}.mp4"
-    segment_video(
-        FAMILIES[meta["family"]].propagator(net, variables, **options),
-        root / "JPEGImages" / "480p" / seq,
-        sorted((root / "Annotations" / "480p" / seq).glob("*.png"))[0],
-        out / "overlay" / seq,
-        overlay,
-        overwrite=True,
-    )
+    writer = OverlayWriter(overlay)
+    for t, frame in enumerate(frames):
+        writer.write(frame, read_mask(out / "results" / "feelvos" / seq / f"{t:05d}.png"))
+    writer.close()
     ours, floor = scores["feelvos"]["J&F-Mean"], scores["copy-first-mask"]["J&F-Mean"]
     print(f"overlay video: {overlay}")
     print(f"held-out J&F-Mean: FEELVOS ({train_config.model.variant}) {ours:.3f}, ", end="")

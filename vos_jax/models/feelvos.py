@@ -217,7 +217,8 @@ class Feelvos(nn.Module):
         train: bool = False,
     ) -> Float[Array, "B h w O"]:
         """Per-object logits from the dynamic segmentation head, weights shared over objects
-        (`nn.vmap` over O; parameters do not depend on O). Padded objects get `NEG_LOGIT`.
+        (one head over all (example, object) pairs; parameters do not depend on O). Padded
+        objects get `NEG_LOGIT`.
         Head BatchNorm statistics in training pool all valid objects of the batch."""
         batch, height, width, num_objects = global_map.shape
         # (example, object) pairs flattened example-major: the pair axis keeps the batch axis's

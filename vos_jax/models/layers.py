@@ -33,17 +33,14 @@ def conv_padding(kernel_size: int, dilation: int = 1) -> tuple[tuple[int, int], 
 
 
 class MaskedBatchNorm(nn.Module):
-    """BatchNorm over all axes but the last, with an optional mask and a named batch axis.
+    """BatchNorm over all axes but the last, with an optional mask.
 
     Same variables and update rule as `flax.linen.BatchNorm` ("scale", "bias"; batch_stats
     "mean", "var"). In training, statistics are sum / count over the positions where `mask` is
-    true, pooled exactly over `axis_name` (a `vmap`/`shard_map` axis) with `psum`, so a padded
-    object or an empty shard contributes nothing (Flax's BatchNorm averages per-member means
-    instead, which is NaN when one member is fully masked).
+    true, so a padded object contributes nothing.
     """
 
     use_running_average: bool = False
-    axis_name: str | None = None
     momentum: float = BN_MOMENTUM
     epsilon: float = BN_EPSILON
     dtype: Dtype = jnp.float32
@@ -67,8 +64,6 @@ class MaskedBatchNorm(nn.Module):
             axes = tuple(range(x.ndim - 1))
             sums = jnp.stack([jnp.sum(weight * xf, axes), jnp.sum(weight * xf * xf, axes)])
             count = jnp.sum(weight)
-            if self.axis_name is not None:
-                sums, count = jax.lax.psum((sums, count), self.axis_name)
             mean = sums[0] / jnp.maximum(count, 1.0)
             var = jnp.maximum(sums[1] / jnp.maximum(count, 1.0) - mean * mean, 0.0)
             if not self.is_initializing():
@@ -90,7 +85,6 @@ class ConvBNReLU(nn.Module):
     groups: int = 1
     use_bn: bool = True
     activation: Callable[[Array], Array] | None = nn.relu
-    axis_name: str | None = None  # BatchNorm statistics pooled over this named axis
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -111,7 +105,7 @@ class ConvBNReLU(nn.Module):
             name="conv",
         )(x)
         if self.use_bn:
-            norm = MaskedBatchNorm(not train, self.axis_name, dtype=self.dtype, name="bn")
+            norm = MaskedBatchNorm(not train, dtype=self.dtype, name="bn")
             x = norm(x, mask)
         if self.activation is not None:
             x = self.activation(x)
@@ -129,7 +123,6 @@ class SeparableConv(nn.Module):
     dilation: int = 1
     use_bn: bool = True
     activation: Callable[[Array], Array] | None = nn.relu
-    axis_name: str | None = None
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -139,7 +132,6 @@ class SeparableConv(nn.Module):
         common = dict(
             use_bn=self.use_bn,
             activation=self.activation,
-            axis_name=self.axis_name,
             dtype=self.dtype,
         )
         channels = x.shape[-1]

@@ -36,7 +36,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     # Constructor arguments of FAMILIES[family].model beyond the variant; `dtype` is the compute
     # dtype (parameters stay float32).
-    c.model = dict(family="feelvos", variant="tiny", dtype="float32")  # compute dtype
+    c.model = dict(family="feelvos", variant="tiny", dtype="float32")
     c.data = dict(
         source="synthetic",
         root="",  # davis: a DAVIS-layout folder

@@ -95,6 +95,7 @@ class _Metrics:
         self.pending.append((step, metrics))
 
     def check(self) -> None:
+        self.pending = [(step, jax.device_get(m)) for step, m in self.pending]  # host copies
         for step, metrics in self.pending:
             for key in ("loss", "grad_norm"):
                 value = float(metrics[key])
@@ -103,7 +104,7 @@ class _Metrics:
 
     def summary(self) -> dict:
         self.check()
-        host = [jax.device_get(m) for _, m in self.pending]
+        host = [m for _, m in self.pending]
         out = {k: float(np.mean([m[k] for m in host])) for k in host[-1]}
         out["lr"] = float(host[-1].get("lr", np.nan))
         self.pending = []
@@ -244,9 +245,11 @@ def _export(config, model_kwargs: dict, state, workdir: Path, last: dict) -> Pat
     from vos_jax.io.published import save_model
 
     path = workdir / "models" / f"step_{config.total_steps}"
+    if path.exists():
+        return path
     variables = _host_variables(state)
-    if jax.process_index() == 0 and not path.exists():
-        overrides = {k: v for k, v in model_kwargs.items() if k == "dtype"}
+    if jax.process_index() == 0:
+        overrides = {"dtype": model_kwargs["dtype"]}
         scores = {k: v for k, v in last.items() if k.startswith("val_")}
         card = (
             f"# {config.model.family} ({config.model.variant})\n\n"
