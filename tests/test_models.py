@@ -25,7 +25,7 @@ from vos_jax.models.feelvos import (
     probabilities,
     upsample,
 )
-from vos_jax.models.layers import MaskedBatchNorm, upsample_aligned
+from vos_jax.models.layers import MaskedBatchNorm, depthwise_conv, upsample_aligned
 
 B, H, W = 2, 62, 90  # stride-4 grid: ceil(62 / 4) = 16, ceil(90 / 4) = 23
 h, w = 16, 23
@@ -120,6 +120,30 @@ def test_masked_batchnorm_matches_flax_and_masks():
     np.testing.assert_allclose(y_masked[:2], y_sub, atol=1e-5)
     y_eval, _ = apply(MaskedBatchNorm(use_running_average=True), variables, x)
     np.testing.assert_allclose(y_eval, (x - 0.5) / np.sqrt(0.5 + 1e-5) * 0.5 + 0.5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k, strides, dilation", [(3, 1, 1), (7, 1, 1), (3, 2, 1), (3, 1, 6)])
+def test_depthwise_shifted_sum_equals_grouped_convolution(k, strides, dilation):
+    """The CPU path (shifted sum) and the grouped convolution agree, values and gradients, and
+    both keep the ceil(n / stride) geometry, on odd sizes too."""
+    rng = np.random.default_rng(k + strides + dilation)
+    x = jnp.asarray(rng.normal(size=(2, 13, 10, 5)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, k, 1, 5)), jnp.float32)
+    target = jnp.asarray(rng.normal(size=(2, -(-13 // strides), -(-10 // strides), 5)))
+
+    def loss(x, kernel, shifted):
+        y = depthwise_conv(x, kernel, strides, dilation, shifted_sum=shifted)
+        return jnp.sum((y - target) ** 2), y
+
+    (_, want), want_grads = jax.value_and_grad(loss, (0, 1), has_aux=True)(x, kernel, False)
+    (_, got), got_grads = jax.value_and_grad(loss, (0, 1), has_aux=True)(x, kernel, True)
+    assert got.shape == target.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+    bf16 = depthwise_conv(x.astype(jnp.bfloat16), kernel, strides, dilation, shifted_sum=True)
+    assert bf16.dtype == jnp.bfloat16
+    np.testing.assert_allclose(bf16.astype(jnp.float32), want, rtol=0.05, atol=0.1)
 
 
 def test_upsample_aligned_equals_align_corners():

@@ -32,7 +32,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from vos_jax.models.backbones import make_backbone
 from vos_jax.models.deeplab import DeepLabV3Plus
-from vos_jax.models.layers import SeparableConv, upsample_aligned
+from vos_jax.models.layers import DepthwiseConv, SeparableConv, upsample_aligned
 
 Dtype = Any
 NEG_LOGIT = -1e9  # logit of padded objects: exp(-1e9 - x) == 0 in float32, no inf arithmetic
@@ -89,16 +89,7 @@ class EmbeddingHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: Float[Array, "B h w C"]) -> Float[Array, "B h w D"]:
-        channels = x.shape[-1]
-        x = nn.Conv(
-            channels,
-            (3, 3),
-            padding=((1, 1), (1, 1)),
-            feature_group_count=channels,
-            dtype=self.dtype,
-            kernel_init=identity_init(),
-            name="depthwise",
-        )(x)
+        x = DepthwiseConv(3, dtype=self.dtype, kernel_init=identity_init(), name="depthwise")(x)
         x = nn.relu(x)
         x = nn.Conv(
             self.embedding_dim,

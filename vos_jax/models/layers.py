@@ -75,6 +75,75 @@ class MaskedBatchNorm(nn.Module):
         return y.astype(self.dtype)
 
 
+def depthwise_conv(
+    x: Float[Array, "B H W C"],
+    kernel: Float[Array, "k k 1 C"],
+    strides: int = 1,
+    dilation: int = 1,
+    shifted_sum: bool | None = None,
+) -> Float[Array, "B h w C"]:
+    """Depthwise kxk convolution with symmetric padding, output size ceil(H / strides).
+
+    `shifted_sum` (default: on the CPU backend) computes it as k^2 strided slices of the padded
+    input, each scaled by its tap and summed, which XLA fuses into one loop: XLA:CPU runs grouped
+    convolutions ~25x slower forward and 5-10x slower forward + backward (7x7 on [8, 17, 17, 35]:
+    11.4 vs 0.45 ms forward, 19.9 vs 4.3 ms with gradients). Elsewhere cuDNN / the TPU
+    convolution is used. Both give the same values up to float rounding.
+    """
+    if shifted_sum is None:
+        shifted_sum = jax.default_backend() == "cpu"
+    k = kernel.shape[0]
+    padding = conv_padding(k, dilation)
+    if not shifted_sum:
+        return jax.lax.conv_general_dilated(
+            x,
+            kernel.astype(x.dtype),
+            (strides, strides),
+            padding,
+            rhs_dilation=(dilation, dilation),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=x.shape[-1],
+        )
+    height, width = x.shape[1:3]
+    out_h, out_w = -(-height // strides), -(-width // strides)
+    # Accumulate in float32 (as the convolution does), whatever the compute dtype.
+    xp = jnp.pad(x.astype(jnp.float32), ((0, 0), *padding, (0, 0)))
+    taps = kernel.astype(jnp.float32)[:, :, 0, :]  # [k, k, C]
+    out = jnp.zeros((x.shape[0], out_h, out_w, x.shape[-1]), jnp.float32)
+    for i in range(k):
+        for j in range(k):
+            y0, x0 = i * dilation, j * dilation
+            window = xp[
+                :,
+                y0 : y0 + (out_h - 1) * strides + 1 : strides,
+                x0 : x0 + (out_w - 1) * strides + 1 : strides,
+            ]
+            out = out + window * taps[i, j]
+    return out.astype(x.dtype)
+
+
+class DepthwiseConv(nn.Module):
+    """A depthwise conv with the variables of `nn.Conv(C, (k, k), feature_group_count=C)`
+    ("kernel" [k, k, 1, C], optional "bias" [C]), computed by `depthwise_conv`."""
+
+    kernel_size: int = 3
+    strides: int = 1
+    dilation: int = 1
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    kernel_init: Callable = KAIMING_FAN_OUT
+
+    @nn.compact
+    def __call__(self, x: Float[Array, "B H W C"]) -> Float[Array, "B h w C"]:
+        channels, k = x.shape[-1], self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (k, k, 1, channels), jnp.float32)
+        y = depthwise_conv(x.astype(self.dtype), kernel, self.strides, self.dilation)
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
 class ConvBNReLU(nn.Module):
     """Conv (symmetric padding, optional dilation/groups) + optional BatchNorm + activation."""
 
@@ -92,6 +161,16 @@ class ConvBNReLU(nn.Module):
         self, x: Float[Array, "B H W C"], train: bool, mask: Bool[Array, "#B 1 1 1"] | None = None
     ) -> Float[Array, "B h w F"]:
         k = self.kernel_size
+        if self.groups > 1 and self.groups == self.features == x.shape[-1]:
+            conv = DepthwiseConv(
+                k,
+                self.strides,
+                self.dilation,
+                use_bias=not self.use_bn,
+                dtype=self.dtype,
+                name="conv",
+            )
+            return self._finish(conv(x), train, mask)
         x = nn.Conv(
             self.features,
             (k, k),
@@ -104,9 +183,11 @@ class ConvBNReLU(nn.Module):
             kernel_init=KAIMING_FAN_OUT,
             name="conv",
         )(x)
+        return self._finish(x, train, mask)
+
+    def _finish(self, x, train: bool, mask):
         if self.use_bn:
-            norm = MaskedBatchNorm(not train, dtype=self.dtype, name="bn")
-            x = norm(x, mask)
+            x = MaskedBatchNorm(not train, dtype=self.dtype, name="bn")(x, mask)
         if self.activation is not None:
             x = self.activation(x)
         return x

@@ -67,8 +67,10 @@ def base_config() -> ml_collections.ConfigDict:
         backbone_lr_multiplier=1.0,
         warmup_steps=0,
     )
-    # Keyword arguments of the family's loss (FEELVOS: feelvos_loss).
-    c.loss = dict(anneal_steps=100_000, max_per_object=1024, max_displacement=15)
+    # Keyword arguments of the family's loss (FEELVOS: feelvos_loss; given_frames: frames of a
+    # sample with ground truth, 2 for the paper's triplets, 1 to train on the model's own
+    # previous predictions over a clip).
+    c.loss = dict(anneal_steps=100_000, max_per_object=1024, max_displacement=15, given_frames=2)
     c.mesh = dict(data=-1, fsdp=1)  # -1: all devices the fsdp axis leaves
     # Validation during training: a DAVIS-layout folder ("" = the synthetic videos' own val split
     # when data.source is synthetic, data.root when it is davis), its split and at most N videos.
@@ -158,6 +160,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         _require(o[key] >= 0, f"optimizer.{key}", "a number >= 0", o[key])
     for key, value in c.loss.items():
         _require(value >= 1, f"loss.{key}", "an integer >= 1", value)
+    given = c.loss.given_frames
+    _require(
+        given < d.num_frames, "loss.given_frames", f"< data.num_frames = {d.num_frames}", given
+    )
     _require(
         c.mesh.fsdp >= 1 and (c.mesh.data >= 1 or c.mesh.data == -1),
         "mesh",
