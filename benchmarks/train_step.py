@@ -92,7 +92,8 @@ def main() -> None:
     optimizer, schedule = make_optimizer(
         o.name, o.learning_rate, config.total_steps, o.weight_decay, o.clip_norm or None
     )
-    frames = 3 if family.sampling == "triplet" else config.data.num_frames
+    sampling = config.data.sampling or family.sampling
+    frames = 3 if sampling == "triplet" else config.data.num_frames
     batch = synthetic_batch(batch_size, frames, size, args.objects)
     key = jax.random.key(0, impl="unsafe_rbg")
     state = jax.jit(lambda k: create_state(model, optimizer, k, batch, args.objects + 1))(key)

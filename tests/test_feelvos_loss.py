@@ -110,7 +110,7 @@ def test_own_predictions_are_the_previous_masks_and_gradients_reach_every_parame
         )
         return value
 
-    own, grads = jax.value_and_grad(loss)(variables["params"])
+    own, grads = jax.jit(jax.value_and_grad(loss))(variables["params"])
     forced, _ = _loop_loss(model, variables, batch, 1, teacher=True)
     print("own predictions", float(own), "teacher forced", forced)
     assert abs(float(own) - forced) > 1e-3 * forced
