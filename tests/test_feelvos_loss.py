@@ -1,6 +1,7 @@
-"""The FEELVOS training loss (vos_jax/training/feelvos_loss.py): the scanned recurrence over a
-clip equals a plain Python loop over frames, for the paper's triplet (2 given frames) and for
-training on the model's own predictions (1 given frame); gradients reach every parameter."""
+"""The FEELVOS training loss (vos_jax/training/feelvos_loss.py): over a clip it equals a plain
+frame-by-frame reference (global matching per frame against every frame-0 object pixel), for the
+paper's triplet (2 given frames) and for training on the model's own predictions (1 given
+frame); gradients reach every parameter."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def _loop_loss(model, variables, batch, given: int, step: int = 0, teacher: bool
 
 
 @pytest.mark.parametrize("given", [1, 2, T - 1])
-def test_scan_equals_a_loop_over_frames(setup, given):
+def test_equals_a_frame_by_frame_reference(setup, given):
     model, variables, batch = setup
     loss, (stats, metrics) = jax.jit(
         lambda p, s, b: feelvos_loss(

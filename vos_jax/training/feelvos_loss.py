@@ -83,7 +83,7 @@ def feelvos_loss(
     learns to correct its earlier mistakes instead of trusting a perfect previous mask.
 
     One `features` call on all B T frames (BatchNorm statistics over all of them), then the
-    matching maps and `segment` per predicted frame (a scan over time). Gradients flow through
+    matching maps and `segment` per predicted frame, in order. Gradients flow through
     the matching into the embeddings (end-to-end embedding learning, Sec. 3). The loss is the
     mean over the predicted frames.
     """
@@ -106,10 +106,10 @@ def feelvos_loss(
     g = given_frames
     # Global matching is per query pixel: the predicted frames go in as one tall frame.
     query = emb[:, g:]  # [B, T - g, h, w, D]
-    batch, steps, height, width, dim = query.shape
+    examples, steps, height, width, dim = query.shape
     global_maps = global_matching(
-        query.reshape(batch, steps * height, width, dim), reference, ref_labels, num_objects
-    ).reshape(batch, steps, height, width, num_objects)
+        query.reshape(examples, steps * height, width, dim), reference, ref_labels, num_objects
+    ).reshape(examples, steps, height, width, num_objects)
     fraction = bootstrap_fraction(step, anneal_steps)
 
     def predict(carry, frame):
