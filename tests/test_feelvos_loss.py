@@ -23,7 +23,7 @@ T, K = 5, 2  # clip length, local matching window
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """One batch of 2 real 5-frame clips (synthetic DAVIS through the pipeline, 33x33 crops) and
-    the tiny FEELVOS's variables, nudged so the head's predictions are not all background."""
+    the tiny FEELVOS's initial variables."""
     root = synthetic.write_dataset(tmp_path_factory.mktemp("synth"), "davis", 3, 8, (48, 64), 2, 0)
     config = pipeline.SampleConfig(sampling="clip", num_frames=T, crop_size=(33, 33), max_objects=2)
     batch = pipeline.make_dataset(DavisFolderSource(root, "train"), config, 2, seed=0)[0]
