@@ -1,4 +1,4 @@
-"""Losses: pure functions (logits, targets, masks) -> scalar, computed in float32.
+"""Losses: pure functions (logits, targets, masks) -> scalar, computed in float32 (at least).
 
 - `bootstrapped_cross_entropy`: FEELVOS's loss (Voigtlaender et al., CVPR 2019, Sec. 3.4):
   softmax cross-entropy over the objects of each pixel, averaged over the hardest pixels only
@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from vos_jax.dtypes import accumulation_dtype
 
 VOID_LABELS = (255, -1)
 _NEG_LOGIT = -1e9
@@ -25,7 +27,9 @@ def pixel_cross_entropy(
     (255, -1), ids >= O and ids of padded objects are ignored (their loss is 0).
     """
     num_objects = logits.shape[-1]
-    logits = jnp.where(object_valid[:, None, None, :], logits.astype(jnp.float32), _NEG_LOGIT)
+    logits = jnp.where(
+        object_valid[:, None, None, :], logits.astype(accumulation_dtype(logits.dtype)), _NEG_LOGIT
+    )
     labels = labels.astype(jnp.int32)
     in_range = (labels >= 0) & (labels < num_objects)
     safe = jnp.where(in_range, labels, 0)
@@ -60,7 +64,7 @@ def bootstrapped_cross_entropy(
     ranked = -jnp.sort(-jnp.where(valid, loss, -1.0), axis=1)
     keep = jnp.arange(loss.shape[1])[None, :] < k[:, None]
     total = jnp.sum(jnp.where(keep, ranked, 0.0))
-    return total / jnp.maximum(jnp.sum(k), 1).astype(jnp.float32)
+    return total / jnp.maximum(jnp.sum(k), 1).astype(total.dtype)
 
 
 def bootstrap_fraction(

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from vos_jax.dtypes import accumulation_dtype
 from vos_jax.models.layers import ConvBNReLU, SeparableConv, upsample_aligned
 
 Dtype = Any
@@ -54,7 +55,8 @@ class ASPP(nn.Module):
         for i, rate in enumerate(scaled_atrous_rates(self.atrous_rates, self.output_stride)):
             conv = _conv3x3(self.separable, self.channels, rate, self.dtype, f"atrous{i}")
             branches.append(conv(x, train))
-        pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(x.dtype)
+        pooled = jnp.mean(x.astype(accumulation_dtype(x.dtype)), axis=(1, 2), keepdims=True)
+        pooled = pooled.astype(x.dtype)
         pooled = ConvBNReLU(self.channels, 1, dtype=self.dtype, name="image_pooling")(pooled, train)
         # Bilinear upsampling of a 1x1 map is a broadcast.
         branches.append(jnp.broadcast_to(pooled, x.shape[:3] + (self.channels,)))

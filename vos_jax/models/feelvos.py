@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from vos_jax.dtypes import accumulation_dtype
 from vos_jax.models.backbones import make_backbone
 from vos_jax.models.deeplab import DeepLabV3Plus
 from vos_jax.models.layers import DepthwiseConv, SeparableConv, upsample_aligned
@@ -125,7 +126,8 @@ class ObjectHead(nn.Module):
         for i in range(self.layers):
             conv = SeparableConv(self.channels, self.kernel, dtype=self.dtype, name=f"conv{i}")
             x = conv(x, self.train, mask)
-        logit = nn.Conv(1, (1, 1), dtype=jnp.float32, name="logit")(x.astype(jnp.float32))
+        acc = accumulation_dtype(self.dtype)
+        logit = nn.Conv(1, (1, 1), dtype=acc, name="logit")(x.astype(acc))
         return logit[..., 0]
 
 
@@ -179,7 +181,7 @@ class Feelvos(nn.Module):
         self.embedding = EmbeddingHead(self.embedding_dim, dtype=self.dtype)
 
     def _normalise(self, frames: Array) -> Array:
-        x = frames.astype(jnp.float32)
+        x = frames.astype(accumulation_dtype(self.dtype))
         if frames.dtype == jnp.uint8:
             x = x / 255.0
         x = (x - jnp.asarray(self.pixel_mean)) / jnp.asarray(self.pixel_std)
@@ -194,7 +196,7 @@ class Feelvos(nn.Module):
         x = self._normalise(frames.reshape((-1, height, width, 3)))
         taps = self.encoder(x, train)
         feats = self.decoder(taps["layer4"], taps["layer1"], train)
-        emb = self.embedding(feats).astype(jnp.float32)
+        emb = self.embedding(feats).astype(accumulation_dtype(self.dtype))
         return feats.reshape(lead + feats.shape[1:]), emb.reshape(lead + emb.shape[1:])
 
     @nn.compact
@@ -223,7 +225,8 @@ class Feelvos(nn.Module):
         )
         logits = head(pairs, maps, object_valid.reshape(-1))
         logits = jnp.moveaxis(logits.reshape(batch, num_objects, height, width), 1, -1)
-        return jnp.where(object_valid[:, None, None, :], logits.astype(jnp.float32), NEG_LOGIT)
+        logits = logits.astype(accumulation_dtype(logits.dtype))
+        return jnp.where(object_valid[:, None, None, :], logits, NEG_LOGIT)
 
     def __call__(
         self, frames: Float[Array, "B H W 3"], num_objects: int = 1, train: bool = False
@@ -231,7 +234,7 @@ class Feelvos(nn.Module):
         """Runs `features` and `segment` with zero maps, so that `init` creates every variable:
         `model.init(key, frames, num_objects=O)`. Returns (logits, embeddings)."""
         feats, emb = self.features(frames, train)
-        zeros = jnp.zeros(feats.shape[:3] + (num_objects,), jnp.float32)
+        zeros = jnp.zeros(feats.shape[:3] + (num_objects,), accumulation_dtype(self.dtype))
         valid = jnp.ones((feats.shape[0], num_objects), bool)
         return self.segment(feats, zeros, zeros, zeros, valid, train), emb
 
@@ -239,8 +242,9 @@ class Feelvos(nn.Module):
 def probabilities(
     logits: Float[Array, "B h w O"], object_valid: Bool[Array, "B O"]
 ) -> Float[Array, "B h w O"]:
-    """Softmax over objects in float32; padded objects get probability 0."""
-    logits = jnp.where(object_valid[:, None, None, :], logits.astype(jnp.float32), NEG_LOGIT)
+    """Softmax over objects in float32 (at least); padded objects get probability 0."""
+    logits = logits.astype(accumulation_dtype(logits.dtype))
+    logits = jnp.where(object_valid[:, None, None, :], logits, NEG_LOGIT)
     return jax.nn.softmax(logits, axis=-1)
 
 

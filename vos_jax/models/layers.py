@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from vos_jax.dtypes import accumulation_dtype
+
 Dtype = Any
 
 # torchvision's convolution init: kaiming_normal_(mode="fan_out", nonlinearity="relu").
@@ -57,10 +59,11 @@ class MaskedBatchNorm(nn.Module):
         if self.use_running_average:
             mean, var = ra_mean.value, ra_var.value
         else:
-            xf = x.astype(jnp.float32)
-            weight = jnp.ones(x.shape[:-1] + (1,), jnp.float32)
+            acc = accumulation_dtype(x.dtype)
+            xf = x.astype(acc)
+            weight = jnp.ones(x.shape[:-1] + (1,), acc)
             if mask is not None:
-                weight = weight * mask.astype(jnp.float32)
+                weight = weight * mask.astype(acc)
             axes = tuple(range(x.ndim - 1))
             sums = jnp.stack([jnp.sum(weight * xf, axes), jnp.sum(weight * xf * xf, axes)])
             count = jnp.sum(weight)
@@ -71,7 +74,7 @@ class MaskedBatchNorm(nn.Module):
                 ra_mean.value = m * ra_mean.value + (1.0 - m) * mean
                 ra_var.value = m * ra_var.value + (1.0 - m) * var
         mul = scale * jax.lax.rsqrt(var + self.epsilon)
-        y = x.astype(jnp.float32) * mul + (bias - mean * mul)
+        y = x.astype(accumulation_dtype(x.dtype)) * mul + (bias - mean * mul)
         return y.astype(self.dtype)
 
 
@@ -106,10 +109,11 @@ def depthwise_conv(
         )
     height, width = x.shape[1:3]
     out_h, out_w = -(-height // strides), -(-width // strides)
-    # Accumulate in float32 (as the convolution does), whatever the compute dtype.
-    xp = jnp.pad(x.astype(jnp.float32), ((0, 0), *padding, (0, 0)))
-    taps = kernel.astype(jnp.float32)[:, :, 0, :]  # [k, k, C]
-    out = jnp.zeros((x.shape[0], out_h, out_w, x.shape[-1]), jnp.float32)
+    # Accumulate in float32 at least (as the convolution does), whatever the compute dtype.
+    acc = accumulation_dtype(x.dtype)
+    xp = jnp.pad(x.astype(acc), ((0, 0), *padding, (0, 0)))
+    taps = kernel.astype(acc)[:, :, 0, :]  # [k, k, C]
+    out = jnp.zeros((x.shape[0], out_h, out_w, x.shape[-1]), acc)
     for i in range(k):
         for j in range(k):
             y0, x0 = i * dilation, j * dilation
@@ -245,9 +249,9 @@ def upsample_aligned(
     outputs, so this keeps features and labels aligned (plain half-pixel `jax.image.resize`
     would shift them by (factor - 1) / 2 pixels). It equals `align_corners=True` resizing (as in
     DeepLab / FEELVOS, which use sizes factor * k + 1) when H = factor * (h - 1) + 1; pixels past
-    the last sample take the edge value. Computed in float32, returned in x's dtype.
+    the last sample take the edge value. Computed in float32 at least, returned in x's dtype.
     """
-    y = x.astype(jnp.float32)
+    y = x.astype(accumulation_dtype(x.dtype))
     for axis, out_size in ((1, size[0]), (2, size[1])):
         lo, hi, w = _interpolation(out_size, y.shape[axis], factor)
         w = w.reshape((-1,) + (1,) * (y.ndim - 1 - axis))

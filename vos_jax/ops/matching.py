@@ -28,6 +28,8 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
+from vos_jax.dtypes import accumulation_dtype
+
 # Bytes of temporaries per lax.map step (global: the [B, N, chunk] block; local: a group of tiles'
 # windows and distances). Measured at 120x214, D = 100 (global; local with 8x8 tiles): on the
 # 2-core CPU 4 MB 1.5-1.65 s, 16 MB 1.9-2.1 s, 64 MB 2.0-2.1 s (local 4-16 tiles a step, all
@@ -51,7 +53,7 @@ def _step_bytes() -> int:
 def normalized_distance(sq_dist: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     """FEELVOS eq. 1 on squared L2 distances: 1 - 2 / (1 + exp(x)) = tanh(x / 2), in [0, 1]."""
     sq_dist = jnp.asarray(sq_dist)
-    return jnp.tanh(sq_dist.astype(jnp.promote_types(sq_dist.dtype, jnp.float32)) / 2)
+    return jnp.tanh(sq_dist.astype(accumulation_dtype(sq_dist.dtype)) / 2)
 
 
 @functools.partial(jax.jit, static_argnames=("num_objects", "max_per_object"))
@@ -75,10 +77,11 @@ def sample_reference(
 
 
 def _sq_dist(a: Float[Array, "B N D"], b: Float[Array, "B P D"]) -> Float[Array, "B N P"]:
-    """Squared distances |a|^2 + |b|^2 - 2 a.b in float32, clamped at 0 (rounding)."""
-    dot = jnp.einsum("bnd,bpd->bnp", a, b, precision=_PRECISION, preferred_element_type=jnp.float32)
-    a32, b32 = a.astype(jnp.float32), b.astype(jnp.float32)
-    a_sq, b_sq = (a32 * a32).sum(-1), (b32 * b32).sum(-1)
+    """Squared distances |a|^2 + |b|^2 - 2 a.b in float32 (at least), clamped at 0 (rounding)."""
+    acc = accumulation_dtype(jnp.promote_types(a.dtype, b.dtype))
+    dot = jnp.einsum("bnd,bpd->bnp", a, b, precision=_PRECISION, preferred_element_type=acc)
+    a_acc, b_acc = a.astype(acc), b.astype(acc)
+    a_sq, b_sq = (a_acc * a_acc).sum(-1), (b_acc * b_acc).sum(-1)
     return jnp.maximum(a_sq[:, :, None] + b_sq[:, None, :] - 2 * dot, 0.0)
 
 

@@ -17,7 +17,7 @@ from vos_jax.data.pipeline import SAMPLINGS
 from vos_jax.training.state import OPTIMIZERS
 
 SOURCES = ("synthetic", "davis", "tfds")
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("float32", "bfloat16", "float64")
 
 
 class ConfigError(ValueError):
@@ -35,7 +35,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3  # the last N, plus the best by val J&F
 
     # Constructor arguments of FAMILIES[family].model beyond the variant; `dtype` is the compute
-    # dtype (parameters stay float32).
+    # dtype (parameters stay float32). "float64" (jax_enable_x64; parameters too) is for checks:
+    # float32 rounding amplified by max-pool / min / top-k near-ties makes 1 vs 8 devices drift.
     c.model = dict(family="feelvos", variant="tiny", dtype="float32")
     c.data = dict(
         source="synthetic",

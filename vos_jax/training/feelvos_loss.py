@@ -114,7 +114,7 @@ def feelvos_loss(
 
     stats = mutated["batch_stats"]
     previous_labels = labels[:, g - 1]
-    previous_probs = jax.nn.one_hot(previous_labels, num_objects, dtype=jnp.float32)
+    previous_probs = jax.nn.one_hot(previous_labels, num_objects, dtype=emb.dtype)
     # Samples are short (3-8 frames), so the recurrence is a static loop: XLA:CPU runs it 2x
     # faster than a lax.scan, rolled or not (tiny model, 65x65 triplet: 105 vs 215 ms fwd+bwd).
     losses = []

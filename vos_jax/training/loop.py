@@ -115,6 +115,8 @@ def train(config, workdir: str | os.PathLike) -> dict:
     """Train as `config` says, in `workdir` (resuming from its checkpoints); -> the last logged
     metrics (with the last validation scores, if any)."""
     validate(config)
+    if config.model.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
     maybe_initialize_distributed()
     workdir = Path(workdir).expanduser().absolute()
     workdir.mkdir(parents=True, exist_ok=True)

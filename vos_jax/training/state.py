@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vos_jax.dtypes import accumulation_dtype
+
 BACKBONE = "encoder"  # name of the backbone submodule (Feelvos.setup)
 OPTIMIZERS = ("momentum", "adamw")
 
@@ -96,12 +98,17 @@ def create_state(
 ) -> TrainState:
     """Initialise the model on one frame of `sample_batch` ({'frames': [B, T, H, W, 3], ...} or
     frames [B, H, W, 3]) with `num_objects` (background included) and the optimizer on its
-    params. Parameters do not depend on the frame size or O, so any small sample will do."""
+    params. Parameters do not depend on the frame size or O, so any small sample will do.
+    Variables are float32, or float64 for a model that computes in float64."""
     frames = sample_batch["frames"] if isinstance(sample_batch, dict) else sample_batch
     frames = jnp.asarray(frames)
     if frames.ndim == 5:
         frames = frames[:, 0]
     variables = model.init(key, frames, num_objects=num_objects)
+    wide = accumulation_dtype(getattr(model, "dtype", jnp.float32))
+    variables = jax.tree.map(
+        lambda v: v.astype(wide) if jnp.issubdtype(v.dtype, jnp.floating) else v, variables
+    )
     params = variables["params"]
     return TrainState(
         step=jnp.zeros((), jnp.int32),
