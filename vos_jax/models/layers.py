@@ -257,3 +257,70 @@ def upsample_aligned(
         w = w.reshape((-1,) + (1,) * (y.ndim - 1 - axis))
         y = jnp.take(y, lo, axis) * (1.0 - w) + jnp.take(y, hi, axis) * w
     return y.astype(x.dtype)
+
+
+def _align_corners_matrix(out_size: int, in_size: int) -> np.ndarray:
+    """[out, in] weights of 1-D linear interpolation with aligned corners: output i samples input
+    position i (in - 1) / (out - 1) (PyTorch's `UpsamplingBilinear2d`; out == 1 samples 0)."""
+    scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    pos = np.arange(out_size) * scale
+    lo = np.minimum(np.floor(pos).astype(np.int64), in_size - 1)
+    hi = np.minimum(lo + 1, in_size - 1)
+    frac = pos - lo
+    matrix = np.zeros((out_size, in_size), np.float64)
+    np.add.at(matrix, (np.arange(out_size), lo), 1.0 - frac)
+    np.add.at(matrix, (np.arange(out_size), hi), frac)
+    return matrix
+
+
+def resize_align_corners(
+    x: Float[Array, "B h w C"], size: tuple[int, int]
+) -> Float[Array, "B H W C"]:
+    """Bilinear resize to `size` with aligned corners, as PyTorch's `nn.UpsamplingBilinear2d`
+    (RVOS). Two small dense matmuls (rows, then columns): exact weights, and on every backend
+    faster than gathers at these sizes. Computed in float32 at least, returned in x's dtype."""
+    acc = accumulation_dtype(x.dtype)
+    rows = jnp.asarray(_align_corners_matrix(size[0], x.shape[1]), acc)
+    cols = jnp.asarray(_align_corners_matrix(size[1], x.shape[2]), acc)
+    y = jnp.einsum("Hh,bhwc->bHwc", rows, x.astype(acc), precision=jax.lax.Precision.HIGHEST)
+    y = jnp.einsum("Ww,bHwc->bHWc", cols, y, precision=jax.lax.Precision.HIGHEST)
+    return y.astype(x.dtype)
+
+
+def max_pool_ceil(x: Float[Array, "B H W C"]) -> Float[Array, "B h w C"]:
+    """2x2 max-pool, stride 2, output size rounded up (PyTorch `ceil_mode=True`): h = ceil(H / 2);
+    the last row/column of an odd size pools over what is there."""
+    pad = ((0, x.shape[1] % 2), (0, x.shape[2] % 2))
+    return nn.max_pool(x, (2, 2), strides=(2, 2), padding=pad)
+
+
+class ConvLSTMCell(nn.Module):
+    """ConvLSTM cell of RVOS (Ventura et al. CVPR 2019, Sec. 3; official `clstm.py`): one kxk conv
+    with bias over [input, previous mask (one-shot), spatial h, temporal h] to 4 x hidden channels,
+    split as input, forget, output gate and cell candidate. The cell state comes from the spatial
+    path only (the previous object of the same frame); the temporal path brings only h."""
+
+    hidden: int
+    kernel_size: int = 3
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Float[Array, "B h w C"],
+        mask: Float[Array, "B h w 1"] | None,
+        spatial: tuple[Float[Array, "B h w K"], Float[Array, "B h w K"]],
+        temporal: Float[Array, "B h w K"],
+    ) -> tuple[Float[Array, "B h w K"], Float[Array, "B h w K"]]:
+        h_spatial, c_spatial = spatial
+        parts = [x, mask, h_spatial, temporal] if mask is not None else [x, h_spatial, temporal]
+        stacked = jnp.concatenate([p.astype(self.dtype) for p in parts], axis=-1)
+        k = self.kernel_size
+        gates = nn.Conv(
+            4 * self.hidden, (k, k), padding=conv_padding(k), dtype=self.dtype, name="gates"
+        )(stacked)
+        acc = accumulation_dtype(self.dtype)
+        i, f, o, g = jnp.split(gates.astype(acc), 4, axis=-1)
+        cell = jax.nn.sigmoid(f) * c_spatial.astype(acc) + jax.nn.sigmoid(i) * jnp.tanh(g)
+        hidden = jax.nn.sigmoid(o) * jnp.tanh(cell)
+        return hidden.astype(self.dtype), cell

@@ -1,0 +1,111 @@
+"""Moving PyTorch state-dict entries into Flax variables, with an account of every entry.
+
+A state dict here is a mapping of PyTorch names to NumPy arrays, as
+`{k: v.numpy() for k, v in torch.load(f, weights_only=True).items()}` gives it. `Importer` takes
+entries by name, converts the layout (conv OIHW -> HWIO, BatchNorm weight/bias/running stats ->
+scale/bias + batch_stats mean/var) and, at the end, fails loudly if an entry was not used or a
+variable of the model was not set, or a shape differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import flax
+import jax
+import numpy as np
+
+
+class StateDictMismatch(ValueError):
+    """A state dict does not fit the model (missing, unused or mis-shaped entries)."""
+
+
+class Importer:
+    """Collects flat Flax variables {(collection, *path): array} from a state dict."""
+
+    def __init__(self, state_dict: Mapping[str, np.ndarray], ignore: Iterable[str] = ()):
+        self.entries = {k: np.asarray(v) for k, v in state_dict.items()}
+        self.used: set[str] = set()
+        self.flat: dict[tuple[str, ...], np.ndarray] = {}
+        for name in ignore:  # documented non-model entries (classifier heads, counters)
+            if name in self.entries:
+                self.used.add(name)
+
+    def take(self, name: str) -> np.ndarray:
+        if name not in self.entries:
+            raise StateDictMismatch(f"state dict: missing entry {name!r}")
+        self.used.add(name)
+        return self.entries[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.entries
+
+    def conv(self, torch_name: str, path: tuple[str, ...], bias: bool = True) -> None:
+        """nn.Conv2d [O, I, kh, kw] (+ bias) -> nn.Conv kernel [kh, kw, I, O] (+ bias)."""
+        weight = self.take(f"{torch_name}.weight")
+        self.flat[("params", *path, "kernel")] = np.transpose(weight, (2, 3, 1, 0))
+        if bias:
+            self.flat[("params", *path, "bias")] = self.take(f"{torch_name}.bias")
+
+    def batch_norm(self, torch_name: str, path: tuple[str, ...]) -> None:
+        """nn.BatchNorm2d -> flax BatchNorm: weight -> scale, bias, running stats -> batch_stats."""
+        self.flat[("params", *path, "scale")] = self.take(f"{torch_name}.weight")
+        self.flat[("params", *path, "bias")] = self.take(f"{torch_name}.bias")
+        self.flat[("batch_stats", *path, "mean")] = self.take(f"{torch_name}.running_mean")
+        self.flat[("batch_stats", *path, "var")] = self.take(f"{torch_name}.running_var")
+        if self.has(f"{torch_name}.num_batches_tracked"):  # a counter; no effect in eval mode
+            self.take(f"{torch_name}.num_batches_tracked")
+
+    def finish(self, expected) -> dict:
+        """-> variables shaped as `expected` (e.g. `jax.eval_shape(model.init, ...)`); raises if an
+        entry is unused, a variable is unset or a shape differs."""
+        unused = sorted(set(self.entries) - self.used)
+        if unused:
+            raise StateDictMismatch(f"state dict: {len(unused)} unused entries, e.g. {unused[:5]}")
+        want = flax.traverse_util.flatten_dict(flax.core.unfreeze(expected))
+        unset = sorted("/".join(k) for k in set(want) - set(self.flat))
+        if unset:
+            raise StateDictMismatch(f"model: {len(unset)} variables not set, e.g. {unset[:5]}")
+        extra = sorted("/".join(k) for k in set(self.flat) - set(want))
+        if extra:
+            raise StateDictMismatch(f"state dict maps to unknown variables, e.g. {extra[:5]}")
+        out = {}
+        for key, spec in want.items():
+            value = self.flat[key]
+            if tuple(value.shape) != tuple(spec.shape):
+                raise StateDictMismatch(
+                    f"{'/'.join(key)}: state dict shape {value.shape}, model {tuple(spec.shape)}"
+                )
+            out[key] = jax.numpy.asarray(value, spec.dtype)
+        return flax.traverse_util.unflatten_dict(out)
+
+
+def torchvision_resnet(importer: Importer, prefix: str, path: tuple[str, ...], stages) -> None:
+    """A torchvision ResNet (`conv1`, `bn1`, `layer{s}.{b}.conv{i}/bn{i}`, `downsample.0/1`) into
+    `backbones.ResNet` (`conv1`, `bn1`, `layer{s}_{b}/conv{i}/bn{i}`, `downsample_conv/bn`).
+    `stages`: blocks per stage. The classifier (`fc`) is not part of a backbone: the caller
+    ignores it."""
+    importer.conv(f"{prefix}conv1", (*path, "conv1"), bias=False)
+    importer.batch_norm(f"{prefix}bn1", (*path, "bn1"))
+    for s, blocks in enumerate(stages, start=1):
+        for b in range(blocks):
+            torch_block, block = f"{prefix}layer{s}.{b}", (*path, f"layer{s}_{b}")
+            for i in (1, 2, 3):
+                if importer.has(f"{torch_block}.conv{i}.weight"):
+                    importer.conv(f"{torch_block}.conv{i}", (*block, f"conv{i}"), bias=False)
+                    importer.batch_norm(f"{torch_block}.bn{i}", (*block, f"bn{i}"))
+            if importer.has(f"{torch_block}.downsample.0.weight"):
+                importer.conv(
+                    f"{torch_block}.downsample.0", (*block, "downsample_conv"), bias=False
+                )
+                importer.batch_norm(f"{torch_block}.downsample.1", (*block, "downsample_bn"))
+
+
+def blocks_per_stage(state_dict: Mapping[str, np.ndarray], prefix: str) -> tuple[int, ...]:
+    """Blocks of each of the 4 stages of a torchvision ResNet in `state_dict` under `prefix`."""
+    counts = []
+    for s in (1, 2, 3, 4):
+        head = f"{prefix}layer{s}."
+        ids = {int(k[len(head) :].split(".")[0]) for k in state_dict if k.startswith(head)}
+        counts.append(len(ids))
+    return tuple(counts)

@@ -1,0 +1,138 @@
+"""RVOS inference: the recurrence over frames (SPEC section 2) as a `lax.scan` (`rollout`, used by
+training too) and as the engine's `(init, step)` pair (`rvos_propagator`).
+
+The carried state is each object slot's 4 ConvLSTM hidden states of the previous frame and, in
+one-shot mode, each slot's previous mask (probabilities). Slots are static (`max_objects`), so one
+compilation serves every video of a size and any object count.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from vos_jax.inference.engine import Propagator
+from vos_jax.models.rvos import Rvos, State, initial_state
+
+# The engine's background column: a pixel takes the most probable object whose sigmoid
+# probability exceeds 0.5 (the official threshold), else background.
+BACKGROUND_SCORE = 0.5
+
+
+def encode(model: Rvos, variables, frames, normalised: bool = False, train: bool = False):
+    """Skips of frames [N, H, W, 3]; `normalised`: frames are already ImageNet-normalised floats.
+    With `train`, -> (skips, mutated batch_stats)."""
+
+    def run(module, x):
+        return module.encoder(x, train) if normalised else module.features(x, train)
+
+    if train:
+        return model.apply(variables, frames, method=run, mutable=["batch_stats"])
+    return model.apply(variables, frames, method=run)
+
+
+def decode_clip(
+    model: Rvos, variables, skips, first_probs, num_slots: int, size, feed_back=None
+) -> jax.Array:
+    """Decode a clip's frames in order under one `lax.scan`: skips are per frame [B, T, ...];
+    one-shot: frame 0 takes `first_probs` [B, H, W, O] as previous masks, frame t > 0 the sigmoid
+    of frame t-1's logits (`feed_back` may transform them, e.g. stop_gradient). -> logits
+    [B, T, H, W, O]."""
+    time_major = jax.tree.map(lambda s: jnp.swapaxes(s, 0, 1), skips)
+    state0 = initial_state(tuple(s[0] for s in time_major), num_slots, model.hidden)
+    feed_back = feed_back or (lambda p: p)
+
+    def body(carry, frame_skips):
+        state, previous = carry
+        logits, state = model.apply(
+            variables, frame_skips, state, previous, size, method=Rvos.decode
+        )
+        probs = feed_back(jax.nn.sigmoid(logits)) if model.one_shot else None
+        return (state, probs), logits
+
+    previous0 = first_probs.astype(jnp.float32) if model.one_shot else None
+    _, logits = jax.lax.scan(body, (state0, previous0), time_major)
+    return jnp.swapaxes(logits, 0, 1)
+
+
+def rollout(
+    model: Rvos, variables, frames, first_probs, num_slots: int, normalised: bool = False
+) -> jax.Array:
+    """Sigmoid probabilities [B, T, H, W, O] of a clip [B, T, H, W, 3] (one-shot: from the
+    first frame's masks [B, H, W, O], the model's own outputs after that; zero-shot: None)."""
+    batch, steps, height, width = frames.shape[:4]
+    flat = frames.reshape(batch * steps, height, width, 3)
+    skips = encode(model, variables, flat, normalised)
+    skips = tuple(s.reshape(batch, steps, *s.shape[1:]) for s in skips)
+    logits = decode_clip(model, variables, skips, first_probs, num_slots, (height, width))
+    return jax.nn.sigmoid(logits)
+
+
+class RvosState(NamedTuple):
+    temporal: State  # each slot's 4 hidden states of the previous frame, [O, B, h, w, K]
+    previous: jax.Array  # [B, H, W, O] previous masks (one-shot; zeros in zero-shot)
+    valid: jax.Array  # [B, O + 1] bool, slots in use (slot 0, background, always)
+
+
+def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) -> Propagator:
+    """Jitted RVOS `init` / `step` (engine.Propagator); probs [B, H, W, O + 1] are per-slot scores:
+    sigmoid probabilities, and `BACKGROUND_SCORE` in the background column.
+
+    One-shot (semi-supervised): frame 0 is decoded with its given masks as previous masks (to
+    start the temporal state) and, as in the official evaluation (`eval_previous_mask.py`), those
+    masks stay the previous masks of frame 1; from frame 2 on, the model's own outputs. Objects
+    handed over later start in their slot from their given mask with a zero temporal state.
+    Zero-shot (unsupervised): every slot is a proposal; given masks are ignored.
+    Engine options of other families (`unused_options`) do not apply and are ignored."""
+    del unused_options
+
+    def skips_of(frame):
+        return model.apply(variables, frame, method=Rvos.features)
+
+    def decode(skips, state, frame):
+        logits, temporal = model.apply(
+            variables,
+            skips,
+            state.temporal,
+            state.previous if model.one_shot else None,
+            frame.shape[1:3],
+            method=Rvos.decode,
+        )
+        return jax.nn.sigmoid(logits), temporal
+
+    def scores(probs, valid):
+        probs = jnp.where(valid[:, None, None, 1:], probs, 0.0)
+        background = jnp.full(probs.shape[:3] + (1,), BACKGROUND_SCORE, probs.dtype)
+        return jnp.concatenate([background, probs], axis=-1)
+
+    def given(masks):  # [B, H, W] slot ids -> [B, H, W, O] masks of slots 1..O
+        return jax.nn.one_hot(masks, max_objects + 1, dtype=jnp.float32)[..., 1:]
+
+    def init(frame, masks, new):
+        skips = skips_of(frame)
+        temporal = initial_state(skips, max_objects, model.hidden)
+        valid = new.at[:, 0].set(True) if model.one_shot else jnp.ones_like(new)
+        first = given(masks)
+        state = RvosState(temporal, first, valid)
+        _, temporal = decode(skips, state, frame)
+        return RvosState(temporal, first, valid)
+
+    def step(state: RvosState, frame, masks, new):
+        probs, temporal = decode(skips_of(frame), state, frame)
+        if model.one_shot:
+            arrived = new[:, None, None, 1:]
+            probs = jnp.where(arrived, given(masks), probs)
+            slot_new = jnp.moveaxis(new[:, 1:], 1, 0)  # [O, B]
+            temporal = tuple(
+                jnp.where(slot_new[:, :, None, None, None], 0.0, t).astype(t.dtype)
+                for t in temporal
+            )
+            valid = state.valid | new
+        else:
+            valid = state.valid
+        previous = jnp.where(valid[:, None, None, 1:], probs, 0.0) if model.one_shot else probs
+        return RvosState(temporal, previous, valid), scores(probs, valid)
+
+    return Propagator(init=jax.jit(init), step=jax.jit(step), max_objects=max_objects)
