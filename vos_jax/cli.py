@@ -52,23 +52,31 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(parser)
 
 
-ENGINE_DEFAULTS = dict(max_objects=10, global_every=1, max_reference_frames=1, max_displacement=15)
-
-
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Inference-engine options; each defaults to --config's `inference` entry, else built in."""
     parser.add_argument("--config", default=None, help="config file (path.py[:arg])")
     parser.add_argument("--max_objects", type=int, help="object slots (static shape); 10")
-    parser.add_argument("--global_every", type=int, help="global matching every N frames; 1")
     parser.add_argument(
-        "--max_reference_frames", type=int, help="frames that may bring objects (YouTube-VOS); 1"
+        "--global_every", type=int, help="FEELVOS: global matching every N frames; 1"
     )
-    parser.add_argument("--max_displacement", type=int, help="local matching window k; 15")
+    parser.add_argument(
+        "--max_reference_frames",
+        type=int,
+        help="FEELVOS: frames that may bring objects (YouTube-VOS); 1",
+    )
+    parser.add_argument("--max_displacement", type=int, help="FEELVOS: local window k; 15")
 
 
 def engine_options(args: argparse.Namespace, family: str) -> dict:
-    """Engine options for a `family` model: flags, else --config's `inference`, else defaults."""
-    options = dict(ENGINE_DEFAULTS)
+    """Engine options for a `family` model: flags, else --config's `inference`, else the
+    family's defaults (families.FAMILIES). A flag the family has no use for is an error."""
+    from vos_jax.families import FAMILIES
+
+    options = dict(FAMILIES[family].inference_options)
+    flags = ("max_objects", "global_every", "max_reference_frames", "max_displacement")
+    for flag in flags:
+        if flag not in options and getattr(args, flag, None) is not None:
+            raise ValueError(f"--{flag}: not an option of {family} models")
     if args.config:
         from vos_jax.config_files import load_config
 

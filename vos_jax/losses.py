@@ -76,3 +76,15 @@ def bootstrap_fraction(
         return jnp.asarray(final, jnp.float32)
     progress = jnp.clip(jnp.asarray(step, jnp.float32) / anneal_steps, 0.0, 1.0)
     return 1.0 - progress * (1.0 - final)
+
+
+def soft_iou_loss(
+    probs: Float[Array, "*B N"], targets: Float[Array, "*B N"], eps: float = 1e-6
+) -> Float[Array, "*B"]:
+    """1 - soft IoU over the last axis (RVOS, official `softIoU`): 1 - sum(p y) / (sum(p + y - p y)
+    + eps), for probabilities p (sigmoid outputs) and binary targets y."""
+    acc = accumulation_dtype(probs.dtype)
+    p, y = probs.astype(acc), targets.astype(acc)
+    intersection = jnp.sum(p * y, axis=-1)
+    union = jnp.sum(p + y - p * y, axis=-1) + eps
+    return 1.0 - intersection / union

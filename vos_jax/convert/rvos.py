@@ -79,7 +79,7 @@ def import_rvos(
     variant, overrides = architecture(encoder, decoder)
     model = Rvos.variant(variant, **overrides)
     frame = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.uint8)
-    expected = jax.eval_shape(lambda f: model.init(jax.random.key(0), f, num_slots=1), frame)
+    expected = jax.eval_shape(lambda f: model.init(jax.random.key(0), f, num_objects=1), frame)
 
     merged = {f"encoder.{k}": v for k, v in encoder.items()}
     merged.update({f"decoder.{k}": v for k, v in decoder.items()})

@@ -34,39 +34,68 @@ def encode(model: Rvos, variables, frames, normalised: bool = False, train: bool
 
 
 def decode_clip(
-    model: Rvos, variables, skips, first_probs, num_slots: int, size, feed_back=None
+    model: Rvos,
+    variables,
+    skips,
+    teacher,
+    num_slots: int,
+    size: tuple[int, int],
+    given_frames: int = 0,
+    feed_back=None,
 ) -> jax.Array:
-    """Decode a clip's frames in order under one `lax.scan`: skips are per frame [B, T, ...];
-    one-shot: frame 0 takes `first_probs` [B, H, W, O] as previous masks, frame t > 0 the sigmoid
-    of frame t-1's logits (`feed_back` may transform them, e.g. stop_gradient). -> logits
-    [B, T, H, W, O]."""
+    """Decode a clip's frames in order under one `lax.scan`; skips are per frame [B, T, ...].
+    One-shot: `teacher` [B, T, H, W, O] holds known masks. Frame 0 takes teacher[0] as previous
+    masks; frame t in 1 .. `given_frames` takes teacher[t - 1]; later frames take the sigmoid of
+    the previous frame's logits (through `feed_back`, e.g. stop_gradient). Zero-shot: teacher is
+    None. -> logits [B, T, H, W, O]."""
     time_major = jax.tree.map(lambda s: jnp.swapaxes(s, 0, 1), skips)
+    num_frames = time_major[0].shape[0]
     state0 = initial_state(tuple(s[0] for s in time_major), num_slots, model.hidden)
     feed_back = feed_back or (lambda p: p)
+    if model.one_shot:
+        teacher = jnp.swapaxes(teacher.astype(jnp.float32), 0, 1)  # [T, B, H, W, O]
+        known = jnp.concatenate([teacher[:1], teacher[:-1]])  # frame t: the mask of frame t - 1
+        use_known = jnp.arange(num_frames) <= max(given_frames, 0)  # frame 0 always
+        xs = (time_major, known, use_known)
+        previous0 = known[0]
+    else:
+        xs, previous0 = (time_major, None, None), None
 
-    def body(carry, frame_skips):
-        state, previous = carry
+    def body(carry, inputs):
+        state, own = carry
+        frame_skips, known_t, use_known_t = inputs
+        previous = jnp.where(use_known_t, known_t, own) if model.one_shot else None
         logits, state = model.apply(
             variables, frame_skips, state, previous, size, method=Rvos.decode
         )
-        probs = feed_back(jax.nn.sigmoid(logits)) if model.one_shot else None
-        return (state, probs), logits
+        own = feed_back(jax.nn.sigmoid(logits)) if model.one_shot else None
+        return (state, own), logits
 
-    previous0 = first_probs.astype(jnp.float32) if model.one_shot else None
-    _, logits = jax.lax.scan(body, (state0, previous0), time_major)
+    _, logits = jax.lax.scan(body, (state0, previous0), xs)
     return jnp.swapaxes(logits, 0, 1)
 
 
 def rollout(
-    model: Rvos, variables, frames, first_probs, num_slots: int, normalised: bool = False
+    model: Rvos,
+    variables,
+    frames,
+    first_probs,
+    num_slots: int,
+    normalised: bool = False,
+    given_frames: int = 0,
 ) -> jax.Array:
-    """Sigmoid probabilities [B, T, H, W, O] of a clip [B, T, H, W, 3] (one-shot: from the
-    first frame's masks [B, H, W, O], the model's own outputs after that; zero-shot: None)."""
+    """Sigmoid probabilities [B, T, H, W, O] of a clip [B, T, H, W, 3]. One-shot: from the first
+    frame's masks [B, H, W, O] (previous masks of frames 0 .. `given_frames`), the model's own
+    outputs after that; zero-shot: first_probs None."""
     batch, steps, height, width = frames.shape[:4]
     flat = frames.reshape(batch * steps, height, width, 3)
     skips = encode(model, variables, flat, normalised)
     skips = tuple(s.reshape(batch, steps, *s.shape[1:]) for s in skips)
-    logits = decode_clip(model, variables, skips, first_probs, num_slots, (height, width))
+    teacher = None
+    if model.one_shot:
+        teacher = jnp.broadcast_to(first_probs[:, None], (batch, steps, *first_probs.shape[1:]))
+    given_frames = min(given_frames, 1)  # only frame 0's masks are known
+    logits = decode_clip(model, variables, skips, teacher, num_slots, (height, width), given_frames)
     return jax.nn.sigmoid(logits)
 
 

@@ -6,7 +6,7 @@ one frame given the previous frame's state, which the caller carries (inference/
 over frames, for inference and training alike):
 
     model = Rvos.variant("tiny", one_shot=True)
-    variables = model.init(key, frames, num_slots=O)               # [B, H, W, 3] uint8
+    variables = model.init(key, frames, num_objects=O)               # [B, H, W, 3] uint8
     skips = model.apply(variables, frames, method=Rvos.features)   # 4 maps, strides 32 .. 4
     state = initial_state(skips, O, model.hidden)                   # zeros: the first frame
     logits, state = model.apply(variables, skips, state, prev_probs, (H, W), method=Rvos.decode)
@@ -214,12 +214,13 @@ class Rvos(nn.Module):
         return full.astype(accumulation_dtype(full.dtype)), hiddens
 
     def __call__(
-        self, frames: Float[Array, "B H W 3"] | Int[Array, "B H W 3"], num_slots: int = 1
+        self, frames: Float[Array, "B H W 3"] | Int[Array, "B H W 3"], num_objects: int = 1
     ) -> Float[Array, "B H W O"]:
         """`features` + `decode` of one first frame with empty masks, so that `init` creates
-        every variable: `model.init(key, frames, num_slots=O)`."""
+        every variable: `model.init(key, frames, num_objects=O)` (O slots;
+        parameters do not depend on O)."""
         skips = self.features(frames)
-        state = initial_state(skips, num_slots, self.hidden)
-        empty = jnp.zeros((*frames.shape[:3], num_slots), jnp.float32)
+        state = initial_state(skips, num_objects, self.hidden)
+        empty = jnp.zeros((*frames.shape[:3], num_objects), jnp.float32)
         logits, _ = self.decode(skips, state, empty if self.one_shot else None, frames.shape[1:3])
         return logits

@@ -24,8 +24,13 @@ class ConfigError(ValueError):
     """A config key is unknown or has a bad value."""
 
 
-def base_config() -> ml_collections.ConfigDict:
-    """All keys, with defaults for the tiny FEELVOS on the built-in synthetic videos."""
+def base_config(family: str = "feelvos") -> ml_collections.ConfigDict:
+    """All keys, with defaults for `family`'s tiny variant on the built-in synthetic videos; the
+    `loss` and `inference` groups are the family's (families.FAMILIES)."""
+    from vos_jax.families import FAMILIES
+
+    if family not in FAMILIES:
+        raise ConfigError(f"model.family: expected one of {list(FAMILIES)}, got {family!r}")
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.total_steps = 1000
@@ -37,7 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Constructor arguments of FAMILIES[family].model beyond the variant; `dtype` is the compute
     # dtype (parameters stay float32). "float64" (jax_enable_x64; parameters too) is for checks:
     # float32 rounding amplified by max-pool / min / top-k near-ties makes 1 vs 8 devices drift.
-    c.model = dict(family="feelvos", variant="tiny", dtype="float32")
+    c.model = dict(family=family, variant="tiny", dtype="float32", **FAMILIES[family].model_options)
     c.data = dict(
         source="synthetic",
         root="",  # davis: a DAVIS-layout folder
@@ -68,16 +73,14 @@ def base_config() -> ml_collections.ConfigDict:
         backbone_lr_multiplier=1.0,
         warmup_steps=0,
     )
-    # Keyword arguments of the family's loss (FEELVOS: feelvos_loss; given_frames: frames of a
-    # sample with ground truth, 2 for the paper's triplets, 1 to train on the model's own
-    # previous predictions over a clip).
-    c.loss = dict(anneal_steps=100_000, max_per_object=1024, max_displacement=15, given_frames=2)
+    # Keyword arguments of the family's loss (FEELVOS: feelvos_loss, RVOS: rvos_loss).
+    c.loss = dict(FAMILIES[family].loss_options)
     c.mesh = dict(data=-1, fsdp=1)  # -1: all devices the fsdp axis leaves
     # Validation during training: a DAVIS-layout folder ("" = the synthetic videos' own val split
     # when data.source is synthetic, data.root when it is davis), its split and at most N videos.
     c.eval = dict(root="", split="val", max_videos=0)
     # The inference engine's options (see the family's propagator).
-    c.inference = dict(max_objects=10, global_every=1, max_reference_frames=1, max_displacement=15)
+    c.inference = dict(FAMILIES[family].inference_options)
     return c
 
 
@@ -119,7 +122,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Check keys, types and ranges; -> the config. Raises ConfigError naming the key."""
     from vos_jax.families import FAMILIES
 
-    _check_keys(config, base_config())
+    family = config.get("model", {}).get("family", "feelvos")
+    _check_keys(config, base_config(family))
     c = config
     for key in ("total_steps", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
         _require(c[key] >= 1, key, "an integer >= 1", c[key])

@@ -129,7 +129,10 @@ def train(config, workdir: str | os.PathLike) -> dict:
             f"{mesh.size} devices"
         )
     dtype = jnp.dtype(config.model.dtype)
-    model, model_kwargs = build_model(config.model.family, config.model.variant, dtype=dtype)
+    options = {k: config.model[k] for k in family.model_options}
+    model, model_kwargs = build_model(
+        config.model.family, config.model.variant, dtype=dtype, **options
+    )
     source, eval_root = data.train_source(config)
     dataset = data.train_dataset(config, source, family.sampling)
     iterator = pipeline.make_iterator(dataset, config.data.threads or None, config.data.workers)
@@ -252,6 +255,7 @@ def _export(config, model_kwargs: dict, state, workdir: Path, last: dict) -> Pat
     variables = _host_variables(state)
     if jax.process_index() == 0:
         overrides = {"dtype": model_kwargs["dtype"]}
+        overrides.update({k: model_kwargs[k] for k in FAMILIES[config.model.family].model_options})
         scores = {k: v for k, v in last.items() if k.startswith("val_")}
         card = (
             f"# {config.model.family} ({config.model.variant})\n\n"
