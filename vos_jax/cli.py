@@ -131,15 +131,15 @@ def run_eval(args: argparse.Namespace) -> list:
     if args.checkpoint:  # segment the set with the model first, into --results
         from vos_jax.inference.segment import segment_davis
 
-        if args.task != "semi-supervised":
+        propagator = load_propagator(args)
+        task = "unsupervised" if propagator.unsupervised else "semi-supervised"
+        if args.task != task:
             raise ValueError(
-                "--checkpoint: the models segment from first-frame masks; use "
-                "--task semi-supervised"
+                f"--checkpoint: the model segments for the {task} task; use --task {task}"
             )
         seqs = evaluation.list_sequences(
             Path(args.davis_root), args.task, args.set, args.resolution, args.sequences
         )
-        propagator = load_propagator(args)
         segment_davis(
             propagator, args.davis_root, seqs, args.results, args.resolution, args.overwrite
         )
@@ -218,7 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--model", default=None, help="family, checked against the checkpoint")
     segment.add_argument("--checkpoint", required=True)
     segment.add_argument("--frames", required=True, help="folder of frames or a video file")
-    segment.add_argument("--masks", required=True, help="first-frame PNG, or a folder of PNGs")
+    segment.add_argument(
+        "--masks",
+        default=None,
+        help="first-frame PNG, or a folder of PNGs (none for a zero-shot model)",
+    )
     segment.add_argument("--out", required=True, help="results root: <out>/<video>/<frame>.png")
     segment.add_argument("--no_overlay", action="store_true")
     segment.add_argument("--overwrite", action="store_true")

@@ -369,13 +369,16 @@ def _save_jpeg(path: Path, frame: np.ndarray) -> None:
 
 
 def _write_davis(root: Path, render: Callable[[int, bool], SyntheticVideo], n: int, n_train: int):
-    """DAVIS 2017 layout: every frame annotated, the late object a sliver in frame 0."""
+    """DAVIS 2017 layout: every frame annotated, the late object a sliver in frame 0. The same
+    masks also go to `Annotations_unsupervised` (the unsupervised protocol's ground truth: here
+    the labelled objects are exactly the salient ones; the distractor stays background)."""
     names = [f"synth-{i:03d}" for i in range(n)]
     for i, name in enumerate(names):
         video = render(i, False)
         for t, (frame, mask) in enumerate(zip(video.frames, video.masks, strict=True)):
             _save_jpeg(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", frame)
-            write_mask(root / "Annotations" / "480p" / name / f"{t:05d}.png", mask)
+            for folder in ("Annotations", "Annotations_unsupervised"):
+                write_mask(root / folder / "480p" / name / f"{t:05d}.png", mask)
     for year in ("2016", "2017"):
         (root / "ImageSets" / year).mkdir(parents=True, exist_ok=True)
         for split, split_names in (("train", names[:n_train]), ("val", names[n_train:])):

@@ -27,6 +27,9 @@ class Propagator:
     step: Callable
     max_objects: int  # foreground slots; arrays have max_objects + 1
     reference_frames: int | None = None  # how many frames may bring objects (None: any)
+    # Unsupervised (zero-shot) models take no masks: `init` only sets up the state, `step` runs on
+    # every frame, frame 0 included, and slot k is the k-th discovered object (`propagate_free`).
+    unsupervised: bool = False
 
 
 class ObjectSlots:
@@ -103,6 +106,25 @@ def propagate(
             continue
         state, probs = propagator.step(state, *batch)
         yield slots.to_ids(np.asarray(jnp.argmax(probs[0], axis=-1)))
+
+
+def propagate_free(propagator: Propagator, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Segment a video with an unsupervised propagator, frame by frame; yields each frame's
+    [H, W] uint8 map of discovered objects (slot k -> id k, 0 background)."""
+    if not propagator.unsupervised:
+        raise ValueError("propagate_free needs an unsupervised (zero-shot) propagator")
+    state, shape = None, None
+    for t, frame in enumerate(frames):
+        frame = np.asarray(frame)
+        shape = shape or frame.shape
+        if frame.shape != shape:
+            raise ValueError(f"frame {t} has shape {frame.shape}, frame 0 had {shape}")
+        empty = np.zeros((1, *shape[:2]), np.int32)
+        none = np.zeros((1, propagator.max_objects + 1), bool)
+        if state is None:
+            state = propagator.init(frame[None], empty, none)
+        state, probs = propagator.step(state, frame[None], empty, none)
+        yield np.asarray(jnp.argmax(probs[0], axis=-1)).astype(np.uint8)
 
 
 def propagate_clip(propagator: Propagator, frames, first_masks, valid):

@@ -113,7 +113,8 @@ def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) 
     start the temporal state) and, as in the official evaluation (`eval_previous_mask.py`), those
     masks stay the previous masks of frame 1; from frame 2 on, the model's own outputs. Objects
     handed over later start in their slot from their given mask with a zero temporal state.
-    Zero-shot (unsupervised): every slot is a proposal; given masks are ignored.
+    Zero-shot (unsupervised, `engine.propagate_free`): `init` only shapes the state and `step`
+    decodes every frame from frame 0; every slot is a proposal; masks are ignored.
     Engine options of other families (`unused_options`) do not apply and are ignored."""
     del unused_options
 
@@ -140,12 +141,16 @@ def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) 
         return jax.nn.one_hot(masks, max_objects + 1, dtype=jnp.float32)[..., 1:]
 
     def init(frame, masks, new):
+        if not model.one_shot:  # zero-shot: a blank state; `step` decodes frame 0 too
+            shapes = jax.eval_shape(skips_of, frame)
+            temporal = initial_state(shapes, max_objects, model.hidden)
+            blank = jnp.zeros((*masks.shape, max_objects), jnp.float32)
+            return RvosState(temporal, blank, jnp.ones_like(new))
         skips = skips_of(frame)
         temporal = initial_state(skips, max_objects, model.hidden)
-        valid = new.at[:, 0].set(True) if model.one_shot else jnp.ones_like(new)
+        valid = new.at[:, 0].set(True)
         first = given(masks)
-        state = RvosState(temporal, first, valid)
-        _, temporal = decode(skips, state, frame)
+        _, temporal = decode(skips, RvosState(temporal, first, valid), frame)
         return RvosState(temporal, first, valid)
 
     def step(state: RvosState, frame, masks, new):
@@ -164,4 +169,9 @@ def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) 
         previous = jnp.where(valid[:, None, None, 1:], probs, 0.0) if model.one_shot else probs
         return RvosState(temporal, previous, valid), scores(probs, valid)
 
-    return Propagator(init=jax.jit(init), step=jax.jit(step), max_objects=max_objects)
+    return Propagator(
+        init=jax.jit(init),
+        step=jax.jit(step),
+        max_objects=max_objects,
+        unsupervised=not model.one_shot,
+    )

@@ -7,7 +7,7 @@ import itertools
 import os
 from pathlib import Path
 
-from vos_jax.inference.engine import Propagator, propagate
+from vos_jax.inference.engine import Propagator, propagate, propagate_free
 from vos_jax.io.masks import read_mask, write_mask
 from vos_jax.io.video import OverlayWriter, frame_names, read_frames
 
@@ -34,14 +34,20 @@ def given_masks(masks: str | os.PathLike, names: list[str]) -> dict[int, object]
 def segment_video(
     propagator: Propagator,
     frames: str | os.PathLike,
-    masks: str | os.PathLike,
+    masks: str | os.PathLike | None,
     out_dir: str | os.PathLike,
     overlay: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> int:
-    """Write `out_dir/<frame>.png` for every frame (and an overlay MP4); -> number of frames."""
+    """Write `out_dir/<frame>.png` for every frame (and an overlay MP4); -> number of frames.
+    An unsupervised propagator takes no masks (`masks` None) and discovers the objects."""
     names = frame_names(frames)
-    given = given_masks(masks, names)
+    if propagator.unsupervised != (masks is None):
+        raise ValueError(
+            "masks: an unsupervised (zero-shot) model takes none; a semi-supervised one needs "
+            "the first frame's mask"
+        )
+    given = given_masks(masks, names) if masks is not None else {0: None}
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.glob("*.png")) and not overwrite:
         raise FileExistsError(f"{out_dir}: already holds results; pass --overwrite to replace them")
@@ -51,7 +57,10 @@ def segment_video(
     # Two views of one frame stream: the engine reads a frame, then we write its overlay; tee
     # holds only that one frame in between.
     for_engine, for_overlay = itertools.tee(read_frames(frames))
-    results = propagate(propagator, for_engine, first, given)
+    if propagator.unsupervised:
+        results = propagate_free(propagator, for_engine)
+    else:
+        results = propagate(propagator, for_engine, first, given)
     try:
         for name, frame, ids in zip(names, for_overlay, results, strict=True):
             write_mask(out_dir / f"{name}.png", ids)
@@ -71,9 +80,14 @@ def segment_davis(
     resolution: str = "480p",
     overwrite: bool = False,
 ) -> None:
-    """Segment DAVIS sequences from their first-frame annotation into `results_dir/<seq>/`."""
+    """Segment DAVIS sequences from their first-frame annotation (none for an unsupervised
+    propagator) into `results_dir/<seq>/`."""
     root = Path(davis_root)
     for seq in sequences:
+        if propagator.unsupervised:
+            frames = root / "JPEGImages" / resolution / seq
+            segment_video(propagator, frames, None, Path(results_dir) / seq, overwrite=overwrite)
+            continue
         first = root / "Annotations" / resolution / seq
         first_mask = sorted(first.glob("*.png"))
         if not first_mask:

@@ -28,7 +28,7 @@ def synthetic_root(s) -> Path:
     """The synthetic DAVIS-layout folder of config group `s` (generated once, atomically)."""
     name = (
         f"synthetic-davis-n{s.num_videos}-t{s.num_frames}-{s.height}x{s.width}"
-        f"-o{s.num_objects}-seed{s.seed}"
+        f"-o{s.num_objects}-seed{s.seed}-v2"  # v2: with Annotations_unsupervised
     )
     root = cache_root(s.cache_dir) / name
     if root.is_dir():

@@ -10,8 +10,6 @@ from vos_jax.families import FAMILIES
 from vos_jax.inference.segment import segment_davis
 from vos_jax.metrics import evaluation, report
 
-TASK = "semi-supervised"
-
 
 def evaluate_model(
     family: str,
@@ -23,12 +21,14 @@ def evaluate_model(
     inference: dict,
     max_videos: int = 0,
 ) -> dict[str, float]:
-    """J&F of `model` on `split` of `davis_root` (at most `max_videos` sequences; 0 = all);
+    """J&F of `model` on `split` of `davis_root` (at most `max_videos` sequences; 0 = all), in the
+    semi-supervised protocol, or the unsupervised one for a zero-shot model;
     predictions go to `out_dir/results`. -> the global row ({'J&F-Mean': ..., 'J-Mean': ...})."""
-    sequences = evaluation.list_sequences(Path(davis_root), TASK, split, "480p", None)
+    propagator = FAMILIES[family].propagator(model, variables, **inference)
+    task = "unsupervised" if propagator.unsupervised else "semi-supervised"
+    sequences = evaluation.list_sequences(Path(davis_root), task, split, "480p", None)
     sequences = sequences[:max_videos] if max_videos else sequences
     results = Path(out_dir) / "results"
-    propagator = FAMILIES[family].propagator(model, variables, **inference)
     segment_davis(propagator, davis_root, sequences, results, overwrite=True)
-    objects = evaluation.evaluate(davis_root, results, TASK, split, sequences=sequences)
+    objects = evaluation.evaluate(davis_root, results, task, split, sequences=sequences)
     return report.global_table(objects, ("J", "F"))
