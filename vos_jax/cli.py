@@ -183,6 +183,13 @@ def run_build_dataset(args: argparse.Namespace) -> None:
     print(f"built {args.name}/{args.config} in {args.data_dir}: splits {', '.join(splits)}")
 
 
+def run_convert(args: argparse.Namespace) -> None:
+    from vos_jax.convert import rvos
+
+    path = rvos.convert(args.checkpoint, args.out, args.decoder_prefix)
+    print(f"wrote {path}")
+
+
 def run_demo(args: argparse.Namespace) -> None:
     from vos_jax import demo
 
@@ -228,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--overwrite", action="store_true")
     add_engine_arguments(segment)
     segment.set_defaults(func=run_segment)
+
+    convert = sub.add_parser("convert", help="import published weights of an official model")
+    convert.add_argument("family", choices=["rvos"])
+    convert.add_argument(
+        "--checkpoint",
+        required=True,
+        help="official folder (encoder.pt + decoder.pt), or one .pt/.npz with both parts",
+    )
+    convert.add_argument("--out", required=True, help="the vos-jax checkpoint folder to write")
+    convert.add_argument(
+        "--decoder_prefix", default="decoder.", help="decoder entries' prefix in a combined file"
+    )
+    convert.set_defaults(func=run_convert)
 
     demo = sub.add_parser(
         "demo", help="train FEELVOS on synthetic videos, evaluate it, write an overlay video"

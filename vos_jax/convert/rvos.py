@@ -15,7 +15,9 @@ Not imported, on purpose: `base.fc.*` (the ImageNet classifier, unused by RVOS) 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -86,7 +88,8 @@ def import_rvos(
     ignore = [k for k in merged if k.startswith(("encoder.base.fc.", "decoder.fc_stop"))]
     importer = Importer(merged, ignore)
     stages = blocks_per_stage(encoder, "base.")
-    torchvision_resnet(importer, "encoder.base.", ("encoder", "base"), stages)
+    bottleneck = "base.layer1.0.conv3.weight" in encoder
+    torchvision_resnet(importer, "encoder.base.", ("encoder", "base"), stages, bottleneck)
     for n in (5, 4, 3, 2):
         importer.conv(f"encoder.sk{n}", ("encoder", f"sk{n}"))
         importer.batch_norm(f"encoder.bn{n}", ("encoder", f"bn{n}"))
@@ -107,3 +110,53 @@ def split_combined(
             f"{sorted({k.split('.')[0] for k in state_dict})}"
         )
     return encoder, decoder
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A state dict file as {name: array}: `.npz` (NumPy, no torch needed) or a PyTorch file
+    (`torch.load(weights_only=True)`, the `[torch]` extra)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such state-dict file")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    try:
+        import torch
+    except ImportError:
+        raise ValueError(
+            f"{path}: reading PyTorch files needs torch: pip install 'vos-jax[torch]' "
+            "(or convert the state dict to .npz)"
+        ) from None
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(loaded, Mapping):
+        raise StateDictMismatch(f"{path}: expected a state dict (name -> tensor)")
+    return {k: v.detach().cpu().numpy() for k, v in loaded.items()}
+
+
+def read_official(path: str | os.PathLike, decoder_prefix: str = "decoder.") -> tuple[dict, dict]:
+    """(encoder, decoder) state dicts from the official layout, a folder with `encoder.pt` and
+    `decoder.pt`, or from one file holding both (`encoder.*`, `<decoder_prefix>*`)."""
+    path = Path(path)
+    if path.is_dir():
+        return read_state_dict(path / "encoder.pt"), read_state_dict(path / "decoder.pt")
+    return split_combined(read_state_dict(path), decoder_prefix)
+
+
+def convert(
+    checkpoint: str | os.PathLike, out: str | os.PathLike, decoder_prefix: str = "decoder."
+) -> Path:
+    """`vos-jax convert rvos`: official weights -> a published vos-jax checkpoint folder at `out`
+    (refused if it exists)."""
+    from vos_jax.io.published import save_model
+
+    if Path(out).exists():
+        raise FileExistsError(f"{out}: already exists; choose a new checkpoint folder")
+    encoder, decoder = read_official(checkpoint, decoder_prefix)
+    variant, overrides, variables = import_rvos(encoder, decoder)
+    mode = "one-shot" if overrides["one_shot"] else "zero-shot"
+    card = (
+        f"# rvos ({variant}, {mode})\n\nImported from the official RVOS weights {checkpoint} "
+        "(imatge-upc/rvos) by `vos-jax convert rvos`.\n"
+    )
+    return save_model(out, "rvos", variant, variables, overrides, card=card)

@@ -80,20 +80,24 @@ class Importer:
         return flax.traverse_util.unflatten_dict(out)
 
 
-def torchvision_resnet(importer: Importer, prefix: str, path: tuple[str, ...], stages) -> None:
+def torchvision_resnet(
+    importer: Importer, prefix: str, path: tuple[str, ...], stages, bottleneck: bool
+) -> None:
     """A torchvision ResNet (`conv1`, `bn1`, `layer{s}.{b}.conv{i}/bn{i}`, `downsample.0/1`) into
     `backbones.ResNet` (`conv1`, `bn1`, `layer{s}_{b}/conv{i}/bn{i}`, `downsample_conv/bn`).
-    `stages`: blocks per stage. The classifier (`fc`) is not part of a backbone: the caller
-    ignores it."""
+    `stages`: blocks per stage; `bottleneck`: 3 convs a block, else 2 (BasicBlock). The
+    classifier (`fc`) is not part of a backbone: the caller ignores it."""
     importer.conv(f"{prefix}conv1", (*path, "conv1"), bias=False)
     importer.batch_norm(f"{prefix}bn1", (*path, "bn1"))
+    convs = (1, 2, 3) if bottleneck else (1, 2)
     for s, blocks in enumerate(stages, start=1):
         for b in range(blocks):
             torch_block, block = f"{prefix}layer{s}.{b}", (*path, f"layer{s}_{b}")
-            for i in (1, 2, 3):
-                if importer.has(f"{torch_block}.conv{i}.weight"):
-                    importer.conv(f"{torch_block}.conv{i}", (*block, f"conv{i}"), bias=False)
-                    importer.batch_norm(f"{torch_block}.bn{i}", (*block, f"bn{i}"))
+            for i in convs:
+                importer.conv(f"{torch_block}.conv{i}", (*block, f"conv{i}"), bias=False)
+                importer.batch_norm(f"{torch_block}.bn{i}", (*block, f"bn{i}"))
+            # Block 0 of a stage that changes stride or width; the model's variables say which
+            # (an absent or extra downsample is reported by `finish`).
             if importer.has(f"{torch_block}.downsample.0.weight"):
                 importer.conv(
                     f"{torch_block}.downsample.0", (*block, "downsample_conv"), bias=False
