@@ -9,15 +9,11 @@ Clips of 5 frames, as the paper; the one-shot decoder takes the ground truth of 
 previous masks of frames 0 and 1 and its own outputs after that.
 """
 
-from vos_jax.training.config import base_config
-
-ARGS = ("zeroshot", "runlocal")
+from vos_jax.training.config import base_config, config_args
 
 
 def get_config(arg=None):
-    args = set(arg.split(",")) if arg else set()
-    if args - set(ARGS):
-        raise ValueError(f"configs/rvos_synthetic.py: unknown arguments {args - set(ARGS)} {ARGS}")
+    args = config_args(arg, ("zeroshot", "runlocal"), "configs/rvos_synthetic.py")
     config = base_config("rvos")
     config.model.update(variant="tiny", one_shot="zeroshot" not in args)
     config.total_steps = 600

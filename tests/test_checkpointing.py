@@ -47,12 +47,24 @@ def test_no_checkpoint_restores_nothing(tmp_path):
 def test_validate_accepts_the_configs_and_names_bad_keys():
     from vos_jax.config_files import load_config
 
-    for name in ("feelvos_synthetic", "feelvos_davis17", "feelvos_ytvos"):
-        for arg in ("", ":runlocal"):
+    rvos_args = ("", ":runlocal", ":zeroshot", ":zeroshot,runlocal")
+    for name, args in (
+        ("feelvos_synthetic", ("", ":runlocal")),
+        ("feelvos_davis17", ("", ":runlocal")),
+        ("feelvos_ytvos", ("", ":runlocal")),
+        ("rvos_synthetic", rvos_args),
+        ("rvos_davis", rvos_args),
+        ("rvos_ytvos", rvos_args),
+    ):
+        for arg in args:
             config = load_config(f"configs/{name}.py{arg}")
             if config.data.source == "davis":
                 config.data.root = "/data/DAVIS"
             validate(config)
+            if name.startswith("rvos"):
+                assert config.model.one_shot == ("zeroshot" not in arg)
+    with pytest.raises(ValueError, match="unknown arguments"):
+        load_config("configs/rvos_davis.py:zero")
     config = base_config()
     config.optimizer.learning_rate = 0
     with pytest.raises(ConfigError, match=r"config.optimizer.learning_rate: expected a number > 0"):
@@ -64,6 +76,10 @@ def test_validate_accepts_the_configs_and_names_bad_keys():
     config = base_config()
     config.data.source = "davis"
     with pytest.raises(ConfigError, match=r"config.data.root: expected a DAVIS folder"):
+        validate(config)
+    config = base_config("rvos")
+    config.loss.anneal_steps = 5  # a FEELVOS option
+    with pytest.raises(ConfigError, match=r"config.loss.anneal_steps: unknown key"):
         validate(config)
     config = base_config()
     config.model.dtyp = "bfloat16"

@@ -170,3 +170,23 @@ def test_davis_mini_sequence_both_modes(one_shot, zero_shot, tmp_path):
         assert main([*argv, "--max_objects", "2"]) == 0
         masks = [read_mask(p) for p in sorted((results / "car-shadow").glob("*.png"))]
         assert len(masks) == 4 and masks[0].shape == (480, 854)
+
+
+def test_runs_at_the_input_size(one_shot, video):
+    """input_height x input_width: frames resized for the model, scores back at the frame size,
+    equal to running the model on the resized frames (as the official code runs at 240x427)."""
+    model, variables = one_shot
+    frames, masks = video
+    size = (24, 40)
+    propagator = rvos_propagator(model, variables, SLOTS, input_height=24, input_width=40)
+    state = propagator.init(frames[None, 0], masks[None, 0].astype(np.int32), np.ones((1, 4), bool))
+    empty, none = np.zeros((1, *SIZE), np.int32), np.zeros((1, SLOTS + 1), bool)
+    state, scores = propagator.step(state, frames[None, 1], empty, none)
+    assert scores.shape == (1, *SIZE, SLOTS + 1)
+    small = jnp.asarray(frames[:2], jnp.float32) / 255
+    small = jax.image.resize(small, (2, *size, 3), "bilinear", antialias=False)
+    first = jax.image.resize(jnp.asarray(masks[0]), size, "nearest")
+    first = jax.nn.one_hot(first, SLOTS + 1)[None, ..., 1:]
+    probs = rollout(model, variables, small[None], first, SLOTS, given_frames=1)[0, 1]
+    want = jax.image.resize(probs, (*SIZE, SLOTS), "bilinear")
+    np.testing.assert_allclose(np.asarray(scores[0, ..., 1:]), np.asarray(want), atol=1e-5)

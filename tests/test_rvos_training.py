@@ -124,3 +124,22 @@ def test_short_training_lowers_the_loss(clips, one_shot):
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.9 * losses[0]
     assert step._cache_size() == 1
+
+
+def test_train_loop_runs_zero_shot_with_unsupervised_validation(tmp_path):
+    """configs/rvos_synthetic.py:zeroshot,runlocal through the trainer: clips, the Hungarian
+    loss, validation in the unsupervised protocol, and an exported zero-shot checkpoint."""
+    from vos_jax.config_files import load_config
+    from vos_jax.io.published import load_model
+    from vos_jax.training.loop import train
+    from vos_jax.training.writers import read_metrics
+
+    config = load_config("configs/rvos_synthetic.py:zeroshot,runlocal")
+    config.synthetic.cache_dir = str(tmp_path / "data")
+    summary = train(config, tmp_path / "work")
+    assert 0.0 <= summary["val_J&F-Mean"] <= 1.0
+    losses = [r["loss"] for r in read_metrics(tmp_path / "work") if "loss" in r]
+    assert len(losses) == config.total_steps and np.all(np.isfinite(losses))
+    assert list((tmp_path / "work" / "eval").glob("step_*/results/synth-*/00000.png"))
+    model, _, meta = load_model(summary["model"])
+    assert meta["family"] == "rvos" and not model.one_shot

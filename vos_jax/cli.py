@@ -65,6 +65,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         help="FEELVOS: frames that may bring objects (YouTube-VOS); 1",
     )
     parser.add_argument("--max_displacement", type=int, help="FEELVOS: local window k; 15")
+    parser.add_argument(
+        "--input_height", type=int, help="RVOS: the height the model runs at (0: the frames')"
+    )
+    parser.add_argument(
+        "--input_width", type=int, help="RVOS: the width the model runs at (0: the frames')"
+    )
 
 
 def engine_options(args: argparse.Namespace, family: str) -> dict:
@@ -73,7 +79,14 @@ def engine_options(args: argparse.Namespace, family: str) -> dict:
     from vos_jax.families import FAMILIES
 
     options = dict(FAMILIES[family].inference_options)
-    flags = ("max_objects", "global_every", "max_reference_frames", "max_displacement")
+    flags = (
+        "max_objects",
+        "global_every",
+        "max_reference_frames",
+        "max_displacement",
+        "input_height",
+        "input_width",
+    )
     for flag in flags:
         if flag not in options and getattr(args, flag, None) is not None:
             raise ValueError(f"--{flag}: not an option of {family} models")

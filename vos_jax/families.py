@@ -53,7 +53,8 @@ FAMILIES = {
         rvos_loss,
         sampling="clip",
         loss_options=dict(given_frames=1),
-        inference_options=dict(max_objects=10),
+        # input_height / input_width: the size the model runs at (0: the frames' own).
+        inference_options=dict(max_objects=10, input_height=0, input_width=0),
         model_options=dict(one_shot=True),  # False: zero-shot (unsupervised)
     ),
 }

@@ -101,11 +101,13 @@ def rollout(
 
 class RvosState(NamedTuple):
     temporal: State  # each slot's 4 hidden states of the previous frame, [O, B, h, w, K]
-    previous: jax.Array  # [B, H, W, O] previous masks (one-shot; zeros in zero-shot)
+    previous: jax.Array  # [B, h, w, O] previous masks at the input size (one-shot)
     valid: jax.Array  # [B, O + 1] bool, slots in use (slot 0, background, always)
 
 
-def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) -> Propagator:
+def rvos_propagator(
+    model: Rvos, variables, max_objects: int, input_height: int = 0, input_width: int = 0
+) -> Propagator:
     """Jitted RVOS `init` / `step` (engine.Propagator); probs [B, H, W, O + 1] are per-slot scores:
     sigmoid probabilities, and `BACKGROUND_SCORE` in the background column.
 
@@ -115,11 +117,19 @@ def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) 
     handed over later start in their slot from their given mask with a zero temporal state.
     Zero-shot (unsupervised, `engine.propagate_free`): `init` only shapes the state and `step`
     decodes every frame from frame 0; every slot is a proposal; masks are ignored.
-    Engine options of other families (`unused_options`) do not apply and are ignored."""
-    del unused_options
+    `input_height` x `input_width` (0: the frames' own size): the model runs at that size, as the
+    official code runs at 240x427 (DAVIS) or 256x448 (YouTube-VOS): frames are resized
+    bilinearly, given masks by nearest neighbour, and the scores back to the frame bilinearly."""
+
+    def input_size(frame):
+        return (input_height or frame.shape[1], input_width or frame.shape[2])
 
     def skips_of(frame):
-        return model.apply(variables, frame, method=Rvos.features)
+        size = input_size(frame)
+        x = frame.astype(jnp.float32) / 255.0
+        if size != frame.shape[1:3]:
+            x = jax.image.resize(x, (x.shape[0], *size, 3), "bilinear", antialias=False)
+        return model.apply(variables, x, method=Rvos.features)
 
     def decode(skips, state, frame):
         logits, temporal = model.apply(
@@ -127,29 +137,35 @@ def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) 
             skips,
             state.temporal,
             state.previous if model.one_shot else None,
-            frame.shape[1:3],
+            input_size(frame),
             method=Rvos.decode,
         )
         return jax.nn.sigmoid(logits), temporal
 
-    def scores(probs, valid):
+    def scores(probs, valid, frame):
         probs = jnp.where(valid[:, None, None, 1:], probs, 0.0)
+        if probs.shape[1:3] != frame.shape[1:3]:
+            shape = (probs.shape[0], *frame.shape[1:3], probs.shape[-1])
+            probs = jax.image.resize(probs, shape, "bilinear", antialias=False)
         background = jnp.full(probs.shape[:3] + (1,), BACKGROUND_SCORE, probs.dtype)
         return jnp.concatenate([background, probs], axis=-1)
 
-    def given(masks):  # [B, H, W] slot ids -> [B, H, W, O] masks of slots 1..O
+    def given(masks, frame):  # [B, H, W] slot ids -> [B, h, w, O] masks of slots 1..O
+        size = input_size(frame)
+        if size != masks.shape[1:]:
+            masks = jax.image.resize(masks, (masks.shape[0], *size), "nearest")
         return jax.nn.one_hot(masks, max_objects + 1, dtype=jnp.float32)[..., 1:]
 
     def init(frame, masks, new):
         if not model.one_shot:  # zero-shot: a blank state; `step` decodes frame 0 too
             shapes = jax.eval_shape(skips_of, frame)
             temporal = initial_state(shapes, max_objects, model.hidden)
-            blank = jnp.zeros((*masks.shape, max_objects), jnp.float32)
+            blank = jnp.zeros((masks.shape[0], *input_size(frame), max_objects), jnp.float32)
             return RvosState(temporal, blank, jnp.ones_like(new))
         skips = skips_of(frame)
         temporal = initial_state(skips, max_objects, model.hidden)
         valid = new.at[:, 0].set(True)
-        first = given(masks)
+        first = given(masks, frame)
         _, temporal = decode(skips, RvosState(temporal, first, valid), frame)
         return RvosState(temporal, first, valid)
 
@@ -157,7 +173,7 @@ def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) 
         probs, temporal = decode(skips_of(frame), state, frame)
         if model.one_shot:
             arrived = new[:, None, None, 1:]
-            probs = jnp.where(arrived, given(masks), probs)
+            probs = jnp.where(arrived, given(masks, frame), probs)
             slot_new = jnp.moveaxis(new[:, 1:], 1, 0)  # [O, B]
             temporal = tuple(
                 jnp.where(slot_new[:, :, None, None, None], 0.0, t).astype(t.dtype)
@@ -167,7 +183,7 @@ def rvos_propagator(model: Rvos, variables, max_objects: int, **unused_options) 
         else:
             valid = state.valid
         previous = jnp.where(valid[:, None, None, 1:], probs, 0.0) if model.one_shot else probs
-        return RvosState(temporal, previous, valid), scores(probs, valid)
+        return RvosState(temporal, previous, valid), scores(probs, valid, frame)
 
     return Propagator(
         init=jax.jit(init),

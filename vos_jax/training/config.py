@@ -84,6 +84,14 @@ def base_config(family: str = "feelvos") -> ml_collections.ConfigDict:
     return c
 
 
+def config_args(arg: str | None, allowed: tuple[str, ...], file: str) -> set[str]:
+    """A config file's comma-separated arguments (`configs/x.py:zeroshot,runlocal`), checked."""
+    args = set(arg.split(",")) if arg else set()
+    if args - set(allowed):
+        raise ValueError(f"{file}: unknown arguments {sorted(args - set(allowed))} (of {allowed})")
+    return args
+
+
 def _check_keys(config, reference, prefix: str = "") -> None:
     for key in config.keys():
         name = prefix + key
@@ -177,5 +185,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     )
     _require(c.eval.max_videos >= 0, "eval.max_videos", "an integer >= 0", c.eval.max_videos)
     for key, value in c.inference.items():
-        _require(value >= 1, f"inference.{key}", "an integer >= 1", value)
+        low = 0 if key.startswith("input_") else 1  # input sizes: 0 = the frames' own
+        _require(value >= low, f"inference.{key}", f"an integer >= {low}", value)
     return config
