@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vos_jax.families import build_model  # noqa: E402
 from vos_jax.inference.rvos import rvos_propagator  # noqa: E402
+from vos_jax.models.rvos import Rvos  # noqa: E402
 
 
 def main() -> None:
@@ -61,6 +62,14 @@ def main() -> None:
         state, probs = prop.step(state, frame, masks * 0, none)
         jax.block_until_ready(probs)
         times.append(time.perf_counter() - start)
+    # The encoder alone (the part that does not grow with the slots).
+    features = jax.jit(lambda v, x: model.apply(v, x, method=Rvos.features))
+    jax.block_until_ready(features(variables, frame))
+    encoder = []
+    for _ in range(args.frames):
+        start = time.perf_counter()
+        jax.block_until_ready(features(variables, frame))
+        encoder.append(time.perf_counter() - start)
     line = {
         "benchmark": "rvos_inference",
         "device": jax.devices()[0].device_kind,
@@ -72,6 +81,7 @@ def main() -> None:
         "object_slots": args.objects,
         "compile_s": round(compile_s, 2),
         "ms_per_frame_median": round(1e3 * float(np.median(times)), 1),
+        "encoder_ms_median": round(1e3 * float(np.median(encoder)), 1),
         "fps": round(1.0 / float(np.median(times)), 2),
     }
     print(json.dumps(line))

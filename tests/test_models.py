@@ -25,7 +25,12 @@ from vos_jax.models.feelvos import (
     probabilities,
     upsample,
 )
-from vos_jax.models.layers import MaskedBatchNorm, depthwise_conv, upsample_aligned
+from vos_jax.models.layers import (
+    MaskedBatchNorm,
+    conv_general_dilated,
+    depthwise_conv,
+    upsample_aligned,
+)
 
 B, H, W = 2, 62, 90  # stride-4 grid: ceil(62 / 4) = 16, ceil(90 / 4) = 23
 h, w = 16, 23
@@ -144,6 +149,37 @@ def test_depthwise_shifted_sum_equals_grouped_convolution(k, strides, dilation):
     bf16 = depthwise_conv(x.astype(jnp.bfloat16), kernel, strides, dilation, shifted_sum=True)
     assert bf16.dtype == jnp.bfloat16
     np.testing.assert_allclose(bf16.astype(jnp.float32), want, rtol=0.05, atol=0.1)
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+def test_pointwise_conv_as_a_dot_equals_the_convolution(strides):
+    """The CPU path of 1x1 convolutions (a dot of the strided input) = lax's convolution, values
+    and gradients, through nn.Conv; other kernels and padded ones go to lax unchanged."""
+    rng = np.random.default_rng(strides)
+    x = jnp.asarray(rng.normal(size=(2, 13, 10, 6)), jnp.float32)
+    target = jnp.asarray(rng.normal(size=(2, -(-13 // strides), -(-10 // strides), 4)))
+
+    def run(conv_fn, x, variables):
+        conv = nn.Conv(
+            4, (1, 1), strides=strides, padding=((0, 0), (0, 0)), conv_general_dilated=conv_fn
+        )
+        y = conv.apply(variables, x)
+        return jnp.sum((y - target) ** 2), y
+
+    conv = nn.Conv(4, (1, 1), strides=strides, padding=((0, 0), (0, 0)))
+    variables = conv.init(jax.random.key(0), x)
+    grad = jax.value_and_grad(run, (1, 2), has_aux=True)
+    (_, want), want_grads = grad(jax.lax.conv_general_dilated, x, variables)
+    (_, got), got_grads = grad(conv_general_dilated, x, variables)
+    assert got.shape == target.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+    jaxpr = str(jax.make_jaxpr(lambda x: run(conv_general_dilated, x, variables))(x))
+    assert "dot_general" in jaxpr and "conv_general_dilated" not in jaxpr
+    padded = nn.Conv(4, (1, 1), padding=((1, 1), (1, 1)), conv_general_dilated=conv_general_dilated)
+    jaxpr = str(jax.make_jaxpr(lambda x: padded.apply(padded.init(jax.random.key(0), x), x))(x))
+    assert "conv_general_dilated" in jaxpr
 
 
 def test_upsample_aligned_equals_align_corners():

@@ -25,7 +25,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from vos_jax.models.layers import BN_EPSILON, BN_MOMENTUM, KAIMING_FAN_OUT, ConvBNReLU, conv_padding
+from vos_jax.models.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    KAIMING_FAN_OUT,
+    ConvBNReLU,
+    conv_general_dilated,
+    conv_padding,
+)
 
 Dtype = Any
 Taps = dict[str, Float[Array, "B h w C"]]
@@ -78,6 +85,7 @@ def _conv(features, kernel, dtype, name, strides=1, dilation=1):
         use_bias=False,
         dtype=dtype,
         kernel_init=KAIMING_FAN_OUT,
+        conv_general_dilated=conv_general_dilated,
         name=name,
     )
 

@@ -33,7 +33,12 @@ from jaxtyping import Array, Bool, Float, Int
 from vos_jax.dtypes import accumulation_dtype
 from vos_jax.models.backbones import make_backbone
 from vos_jax.models.deeplab import DeepLabV3Plus
-from vos_jax.models.layers import DepthwiseConv, SeparableConv, upsample_aligned
+from vos_jax.models.layers import (
+    DepthwiseConv,
+    SeparableConv,
+    conv_general_dilated,
+    upsample_aligned,
+)
 
 Dtype = Any
 NEG_LOGIT = -1e9  # logit of padded objects: exp(-1e9 - x) == 0 in float32, no inf arithmetic
@@ -97,6 +102,7 @@ class EmbeddingHead(nn.Module):
             (1, 1),
             dtype=self.dtype,
             kernel_init=identity_init(),
+            conv_general_dilated=conv_general_dilated,
             name="pointwise",
         )(x)
         return nn.relu(x)
@@ -127,7 +133,9 @@ class ObjectHead(nn.Module):
             conv = SeparableConv(self.channels, self.kernel, dtype=self.dtype, name=f"conv{i}")
             x = conv(x, self.train, mask)
         acc = accumulation_dtype(self.dtype)
-        logit = nn.Conv(1, (1, 1), dtype=acc, name="logit")(x.astype(acc))
+        logit = nn.Conv(
+            1, (1, 1), dtype=acc, conv_general_dilated=conv_general_dilated, name="logit"
+        )(x.astype(acc))
         return logit[..., 0]
 
 
