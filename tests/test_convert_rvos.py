@@ -104,3 +104,45 @@ def test_official_folder_of_pytorch_files(official, tmp_path):
     got_encoder, got_decoder = read_official(folder)
     assert set(got_encoder) == set(encoder) and set(got_decoder) == set(decoder)
     np.testing.assert_array_equal(got_encoder["sk5.weight"], encoder["sk5.weight"])
+
+
+def test_pytorch_files_are_read_with_torch_load(official, tmp_path, monkeypatch):
+    """The .pt path without the [torch] extra installed: a stand-in `torch` module records the
+    call (weights_only, CPU) and hands back tensors; the official folder layout is read."""
+    import sys
+    import types
+
+    from vos_jax.convert.rvos import read_official
+
+    class Tensor:
+        def __init__(self, array):
+            self.array = array
+
+        def detach(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return self.array
+
+    encoder, decoder = official
+    files = {"encoder.pt": encoder, "decoder.pt": decoder}
+    calls = []
+
+    def load(path, map_location=None, weights_only=False):
+        calls.append((path.name, map_location, weights_only))
+        return {k: Tensor(v) for k, v in files[path.name].items()}
+
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(load=load))
+    folder = tmp_path / "official"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_bytes(b"")
+    got_encoder, got_decoder = read_official(folder)
+    assert calls == [("encoder.pt", "cpu", True), ("decoder.pt", "cpu", True)]
+    assert set(got_encoder) == set(encoder) and set(got_decoder) == set(decoder)
+    monkeypatch.setitem(sys.modules, "torch", None)  # torch missing: a clear message
+    with pytest.raises(ValueError, match=r"vos-jax\[torch\]"):
+        read_official(folder)
