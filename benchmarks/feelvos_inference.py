@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -21,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vos_jax.bench import time_steps  # noqa: E402
 from vos_jax.families import build_model  # noqa: E402
 from vos_jax.inference.feelvos import feelvos_propagator  # noqa: E402
 
@@ -43,22 +43,7 @@ def main() -> None:
     key = jax.random.key(0, impl="unsafe_rbg")
     variables = jax.jit(model.init, static_argnames="num_objects")(key, frame, num_objects=2)
     prop = feelvos_propagator(model, variables, args.objects, global_every=args.global_every)
-    masks = np.zeros((1, height, width), np.int32)
-    for k in range(args.objects):  # k + 1 vertical stripes, one per object
-        masks[:, :, k * width // args.objects : (k + 1) * width // args.objects] = k + 1
-    new = np.ones((1, args.objects + 1), bool)
-    none = np.zeros_like(new)
-    start = time.perf_counter()
-    state = jax.block_until_ready(prop.init(frame, masks, new))
-    state, probs = prop.step(state, frame, masks * 0, none)
-    jax.block_until_ready(probs)
-    compile_s = time.perf_counter() - start
-    times = []
-    for _ in range(args.frames):
-        start = time.perf_counter()
-        state, probs = prop.step(state, frame, masks * 0, none)
-        jax.block_until_ready(probs)
-        times.append(time.perf_counter() - start)
+    compile_s, times = time_steps(prop, frame, args.frames)
     line = {
         "benchmark": "feelvos_inference",
         "device": jax.devices()[0].device_kind,

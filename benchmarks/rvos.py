@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -23,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vos_jax.bench import time_calls, time_steps  # noqa: E402
 from vos_jax.families import build_model  # noqa: E402
 from vos_jax.inference.rvos import rvos_propagator  # noqa: E402
 from vos_jax.models.rvos import Rvos  # noqa: E402
@@ -46,30 +46,10 @@ def main() -> None:
         jax.random.key(0), frame, num_objects=1
     )
     prop = rvos_propagator(model, variables, args.objects)
-    masks = np.zeros((1, height, width), np.int32)
-    for k in range(args.objects):  # one vertical stripe per object
-        masks[:, :, k * width // args.objects : (k + 1) * width // args.objects] = k + 1
-    new = np.ones((1, args.objects + 1), bool)
-    none = np.zeros_like(new)
-    start = time.perf_counter()
-    state = jax.block_until_ready(prop.init(frame, masks, new))
-    state, probs = prop.step(state, frame, masks * 0, none)
-    jax.block_until_ready(probs)
-    compile_s = time.perf_counter() - start
-    times = []
-    for _ in range(args.frames):
-        start = time.perf_counter()
-        state, probs = prop.step(state, frame, masks * 0, none)
-        jax.block_until_ready(probs)
-        times.append(time.perf_counter() - start)
+    compile_s, times = time_steps(prop, frame, args.frames)
     # The encoder alone (the part that does not grow with the slots).
     features = jax.jit(lambda v, x: model.apply(v, x, method=Rvos.features))
-    jax.block_until_ready(features(variables, frame))
-    encoder = []
-    for _ in range(args.frames):
-        start = time.perf_counter()
-        jax.block_until_ready(features(variables, frame))
-        encoder.append(time.perf_counter() - start)
+    encoder = time_calls(features, variables, frame, calls=args.frames)
     line = {
         "benchmark": "rvos_inference",
         "device": jax.devices()[0].device_kind,

@@ -65,45 +65,55 @@ def test_one_shot_feedback_schedule(clips):
     """decode_clip with given_frames=1: frames 0 and 1 take frame 0's masks, frame 2 the
     model's own output of frame 1 (as a loop over frames computes it)."""
     model, _ = build_model("rvos", "tiny")
-    variables = model.init(jax.random.key(0), clips["frames"][:, 0], num_objects=SLOTS)
+    variables = jax.jit(model.init, static_argnames="num_objects")(
+        jax.random.key(0), clips["frames"][:2, 0], num_objects=SLOTS
+    )
     frames = jnp.asarray(clips["frames"][:2])
     batch, steps = frames.shape[:2]
     skips = encode(model, variables, frames.reshape(batch * steps, *frames.shape[2:]))
     skips = tuple(s.reshape(batch, steps, *s.shape[1:]) for s in skips)
     ids = jnp.arange(1, SLOTS + 1)
     teacher = (jnp.asarray(clips["masks"][:2])[..., None] == ids).astype(jnp.float32)
-    got = decode_clip(model, variables, skips, teacher, SLOTS, (32, 32), given_frames=1)
+    clip = jax.jit(
+        lambda g: decode_clip(model, variables, skips, teacher, SLOTS, (32, 32), given_frames=g),
+        static_argnums=0,
+    )
+    decode = jax.jit(
+        lambda skips, state, previous: model.apply(
+            variables, skips, state, previous, (32, 32), method=Rvos.decode
+        )
+    )
+    got = clip(1)
     state = initial_state(tuple(s[:, 0] for s in skips), SLOTS, model.hidden)
     previous = teacher[:, 0]  # frames 0 and 1; then the output of the frame before
     for t in range(steps):
-        logits, state = model.apply(
-            variables,
-            tuple(s[:, t] for s in skips),
-            state,
-            previous,
-            (32, 32),
-            method=Rvos.decode,
-        )
+        logits, state = decode(tuple(s[:, t] for s in skips), state, previous)
         np.testing.assert_allclose(np.asarray(got[:, t]), np.asarray(logits), atol=1e-5)
         previous = jax.nn.sigmoid(logits) if t >= 1 else previous
-    other = decode_clip(model, variables, skips, teacher, SLOTS, (32, 32), given_frames=2)
+    other = clip(2)
     assert np.abs(np.asarray(other[:, 2] - got[:, 2])).max() > 1e-3  # frame 2: teacher vs own
 
 
 def test_zero_shot_loss_does_not_depend_on_the_order_of_the_objects(clips):
     model, _ = build_model("rvos", "tiny", one_shot=False)
-    variables = model.init(jax.random.key(0), clips["frames"][:, 0], num_objects=SLOTS)
+    variables = jax.jit(model.init, static_argnames="num_objects")(
+        jax.random.key(0), clips["frames"][:, 0], num_objects=SLOTS
+    )
     batch = jax.tree.map(jnp.asarray, clips)
-    loss = lambda b: rvos_loss(model, variables["params"], variables["batch_stats"], b, None, 0)[0]  # noqa: E731
+    loss = jax.jit(
+        lambda b: rvos_loss(model, variables["params"], variables["batch_stats"], b, None, 0)[0]
+    )
     relabel = jnp.asarray([0, 3, 1, 2] + [0] * 251 + [255], jnp.uint8)  # ids 1, 2, 3 -> 3, 1, 2
     permuted = dict(
         batch, masks=relabel[batch["masks"]], object_valid=batch["object_valid"][:, [0, 2, 3, 1]]
     )
     np.testing.assert_allclose(float(loss(permuted)), float(loss(batch)), rtol=1e-6)
     one_shot, _ = build_model("rvos", "tiny", one_shot=True)
-    v1 = one_shot.init(jax.random.key(0), clips["frames"][:, 0], num_objects=SLOTS)
+    v1 = jax.eval_shape(lambda: one_shot.init(jax.random.key(0), clips["frames"][:, 0], SLOTS))
     with pytest.raises(ValueError, match="given_frames"):
-        rvos_loss(one_shot, v1["params"], v1["batch_stats"], batch, None, 0, given_frames=3)
+        jax.eval_shape(
+            lambda v: rvos_loss(one_shot, v["params"], v["batch_stats"], batch, None, 0, 3), v1
+        )
 
 
 @pytest.mark.parametrize("one_shot", [True, False])

@@ -57,7 +57,7 @@ def test_video_does_not_depend_on_num_videos(tmp_path):
     one = _files(write_dataset(tmp_path / "one", "davis", 1, 4, SIZE, 2, seed=3))
     three = _files(write_dataset(tmp_path / "three", "davis", 3, 4, SIZE, 2, seed=3))
     seq0 = [name for name in one if "/synth-000/" in name]
-    assert len(seq0) == 8
+    assert len(seq0) == 12  # 4 frames, their masks, and the same masks as unsupervised GT
     assert all(one[name] == three[name] for name in seq0)
 
 
@@ -74,6 +74,9 @@ def test_generate_video_arrays():
     assert all(category in CATEGORIES for category in video.categories)
 
 
+ANNOTATIONS = ("Annotations", "Annotations_unsupervised")
+
+
 def test_davis_layout(davis_root):
     names = {p.relative_to(davis_root).as_posix() for p in davis_root.rglob("*") if p.is_file()}
     expected = {f"ImageSets/{y}/{s}.txt" for y in ("2016", "2017") for s in ("train", "val")}
@@ -81,6 +84,9 @@ def test_davis_layout(davis_root):
         for t in range(T):
             expected.add(f"JPEGImages/480p/{seq}/{t:05d}.jpg")
             expected.add(f"Annotations/480p/{seq}/{t:05d}.png")
+            expected.add(f"Annotations_unsupervised/480p/{seq}/{t:05d}.png")
+            same = [davis_root / k / f"480p/{seq}/{t:05d}.png" for k in ANNOTATIONS]
+            assert same[0].read_bytes() == same[1].read_bytes()
     assert names == expected
     for year in ("2016", "2017"):
         sets = davis_root / "ImageSets" / year

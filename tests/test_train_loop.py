@@ -1,16 +1,13 @@
-"""train.py end to end, in subprocesses as a user runs it: 1 vs 8 devices vs FSDP, exact resume
-after SIGKILL, SIGTERM, a non-finite loss, a corrupt checkpoint, bad configs.
+"""train.py end to end, in subprocesses as a user runs it: exact resume after SIGKILL, SIGTERM, a
+non-finite loss, a corrupt checkpoint, bad configs (1 vs 8 devices vs FSDP: test_train_equivalence).
 
 Runs use configs/feelvos_synthetic.py:runlocal (tiny model, 48x64 videos, 33x33 crops) and share
 a persistent compilation cache, so only the first run of each shape pays the compilation.
 """
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,57 +16,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from tests.trainer_runs import BASE, STEPS, losses, make_env, start, train
 from vos_jax.training.writers import read_metrics
-
-REPO = Path(__file__).resolve().parent.parent
-CONFIG = "configs/feelvos_synthetic.py:runlocal"
-STEPS = 16
-# The reference run: 16 steps, a checkpoint every 4, no validation (tested in the demo test).
-BASE = [f"--config.total_steps={STEPS}", "--config.eval_every_steps=0"]
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    return {
-        **os.environ,
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-        "VOS_JAX_CACHE": str(cache / "data"),
-        "JAX_COMPILATION_CACHE_DIR": str(cache / "xla"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
-    }
-
-
-def _command(workdir, *overrides, config=CONFIG):
-    return [sys.executable, "train.py", f"--config={config}", f"--workdir={workdir}", *overrides]
-
-
-def train(env, workdir, *overrides, devices=8, check=True, config=CONFIG):
-    run_env = dict(env, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    command = _command(workdir, *overrides, config=config)
-    proc = subprocess.run(command, cwd=REPO, env=run_env, capture_output=True, text=True)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def start(env, workdir, *overrides):
-    return subprocess.Popen(
-        _command(workdir, *overrides),
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def losses(workdir) -> np.ndarray:
-    records = [r for r in read_metrics(workdir) if "loss" in r]
-    assert [r["step"] for r in records] == list(range(1, len(records) + 1))
-    return np.array([r["loss"] for r in records], np.float64)
+    return make_env(tmp_path_factory)
 
 
 def committed_steps(workdir) -> list[int]:
@@ -92,40 +45,6 @@ def reference(env, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("reference")
     train(env, workdir, *BASE)
     return workdir
-
-
-# Equivalence through the whole trainer (sharded data loading, mesh, FSDP placement, step), at
-# the config's real learning rate (AdamW 3e-3, bootstrapping annealed over 12 steps, clips that
-# feed the model's own predictions back), computed in float64. In float32 the trails drift apart
-# after a few steps (relative 1e-7, 3e-6, 3e-3 at steps 1-3): the per-device batch changes the
-# last-bit rounding of convolutions and reductions, and max-pool / matching-min / top-k near-ties
-# turn that into different gradients, which the training dynamics amplify. In float64 the same
-# runs agree to ~5e-14 over 10 steps, so any sharding error would stand out far above 1e-9.
-# Each float32 step from the same state agrees to 1e-5 (test_training_step.py, teacher-forced).
-EQUIVALENCE = [
-    "--config.total_steps=10",
-    "--config.eval_every_steps=0",
-    "--config.checkpoint_every_steps=100",
-    "--config.model.dtype=float64",
-]
-
-
-def test_one_vs_eight_devices_vs_fsdp_same_losses(env, tmp_path):
-    meshes = {
-        "1 device": dict(devices=1),
-        "8 devices": dict(devices=8),
-        "4 x 2 fsdp": dict(devices=8, extra=["--config.mesh.fsdp=2"]),
-    }
-    trails = {}
-    for i, (name, mesh) in enumerate(meshes.items()):
-        train(env, tmp_path / str(i), *EQUIVALENCE, *mesh.get("extra", []), devices=mesh["devices"])
-        trails[name] = losses(tmp_path / str(i))
-    want = trails["1 device"]
-    assert len(want) == 10
-    for name in ("8 devices", "4 x 2 fsdp"):
-        print(name, "max relative difference", np.max(np.abs(trails[name] - want) / want))
-        np.testing.assert_allclose(trails[name], want, rtol=1e-9, err_msg=name)
-    assert want[-1] < 0.9 * want[0]  # real updates: the loss moved
 
 
 def test_exact_resume_after_sigkill(env, reference, tmp_path):

@@ -125,13 +125,15 @@ def test_one_and_eight_devices_and_fsdp_agree(runs):
         # (printed above: ~1e-6 to 1e-4 at step 2, ~1e-2 by step 5): rounding plus the gradient
         # flips at near-ties that the update check below bounds.
         np.testing.assert_allclose(free[0], reference[0], rtol=1e-5)
-        # Parameter updates from the same state: equal up to rare gradient flips at near-ties.
+        # Parameter updates from the same state: equal up to rare gradient flips at near-ties
+        # (measured max 3e-3 with XLA's 1x1 convolutions, 1.3e-2 with them as dots: other
+        # rounding, other flips). The strict check is float64 (test_train_loop.py: 1e-13).
         rel_update = [
             _norm(jax.tree.map(np.subtract, got, want)) / _norm(want)
             for got, want in zip(runs[name]["updates"], runs["1"]["updates"], strict=True)
         ]
         print(f"1 vs {name}: teacher-forced update max rel difference {max(rel_update):.3g}")
-        assert max(rel_update) < 1e-2
+        assert max(rel_update) < 3e-2
 
 
 def test_fsdp_shards_parameters_and_optimizer_slots(runs):

@@ -1,0 +1,60 @@
+"""Running train.py in subprocesses as a user does (shared by the trainer tests)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vos_jax.training.writers import read_metrics
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = "configs/feelvos_synthetic.py:runlocal"
+STEPS = 16
+# The reference run: 16 steps, a checkpoint every 4, no validation (tested in the demo test).
+BASE = [f"--config.total_steps={STEPS}", "--config.eval_every_steps=0"]
+
+
+def make_env(tmp_path_factory) -> dict:
+    """Environment of the runs: CPU, 8 simulated devices, a shared data and compilation cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    return {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "VOS_JAX_CACHE": str(cache / "data"),
+        "JAX_COMPILATION_CACHE_DIR": str(cache / "xla"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+    }
+
+
+def _command(workdir, *overrides, config=CONFIG):
+    return [sys.executable, "train.py", f"--config={config}", f"--workdir={workdir}", *overrides]
+
+
+def train(env, workdir, *overrides, devices=8, check=True, config=CONFIG):
+    run_env = dict(env, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    command = _command(workdir, *overrides, config=config)
+    proc = subprocess.run(command, cwd=REPO, env=run_env, capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def start(env, workdir, *overrides):
+    return subprocess.Popen(
+        _command(workdir, *overrides),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def losses(workdir) -> np.ndarray:
+    records = [r for r in read_metrics(workdir) if "loss" in r]
+    assert [r["step"] for r in records] == list(range(1, len(records) + 1))
+    return np.array([r["loss"] for r in records], np.float64)
