@@ -45,13 +45,22 @@ def zero_shot():
 
 
 @pytest.fixture(scope="module")
+def one_shot_propagator(one_shot):  # shared: one compilation for the tests of this module
+    return rvos_propagator(*one_shot, max_objects=SLOTS)
+
+
+@pytest.fixture(scope="module")
+def zero_shot_propagator(zero_shot):
+    return rvos_propagator(*zero_shot, max_objects=SLOTS)
+
+
+@pytest.fixture(scope="module")
 def video():
     return synthetic.generate_video(5, 6, SIZE, 3, late_start=False)
 
 
-def test_one_shot_streaming_with_one_compilation(one_shot, video):
-    model, variables = one_shot
-    propagator = rvos_propagator(model, variables, max_objects=SLOTS)
+def test_one_shot_streaming_with_one_compilation(one_shot_propagator, video):
+    propagator = one_shot_propagator
     frames, masks = video
     out = list(propagate(propagator, iter(frames), masks[0]))
     assert len(out) == len(frames) and all(o.shape == SIZE and o.dtype == np.uint8 for o in out)
@@ -65,11 +74,11 @@ def test_one_shot_streaming_with_one_compilation(one_shot, video):
     assert propagator.step._cache_size() == 1 and propagator.init._cache_size() == 1
 
 
-def test_clip_rollout_equals_the_streaming_engine(one_shot, video):
+def test_clip_rollout_equals_the_streaming_engine(one_shot, one_shot_propagator, video):
     """rollout (lax.scan over frames, given_frames=1) = init + step frame by frame."""
     model, variables = one_shot
     frames, masks = video
-    propagator = rvos_propagator(model, variables, max_objects=SLOTS)
+    propagator = one_shot_propagator
     slots = masks[0].astype(np.int32)  # ids 1..3 are slots 1..3 here
     new = np.ones((1, SLOTS + 1), bool)
     state = propagator.init(frames[None, 0], slots[None], new)
@@ -85,10 +94,9 @@ def test_clip_rollout_equals_the_streaming_engine(one_shot, video):
         assert np.all(scores[..., 0] == BACKGROUND_SCORE)
 
 
-def test_objects_arriving_later_start_from_their_mask(one_shot, video):
-    model, variables = one_shot
+def test_objects_arriving_later_start_from_their_mask(one_shot_propagator, video):
     frames, masks = video
-    propagator = rvos_propagator(model, variables, max_objects=SLOTS)
+    propagator = one_shot_propagator
     first = np.where(masks[0] == 1, 1, 0).astype(np.uint8)
     later = np.where(masks[2] == 3, 3, 0).astype(np.uint8)
     out = list(propagate(propagator, iter(frames), first, {2: later}))
@@ -96,9 +104,11 @@ def test_objects_arriving_later_start_from_their_mask(one_shot, video):
     assert not np.any(np.stack(out[:2]) == 3)
 
 
-def test_zero_shot_discovers_slots_with_one_compilation(zero_shot, video):
+def test_zero_shot_discovers_slots_with_one_compilation(
+    zero_shot, zero_shot_propagator, one_shot_propagator, video
+):
     model, variables = zero_shot
-    propagator = rvos_propagator(model, variables, max_objects=SLOTS)
+    propagator = zero_shot_propagator
     assert propagator.unsupervised
     frames, _ = video
     out = list(propagate_free(propagator, iter(frames)))
@@ -110,7 +120,7 @@ def test_zero_shot_discovers_slots_with_one_compilation(zero_shot, video):
     list(propagate_free(propagator, iter(frames[:2])))
     assert propagator.step._cache_size() == 1 and propagator.init._cache_size() == 1
     with pytest.raises(ValueError, match="unsupervised"):
-        list(propagate_free(rvos_propagator(*_init(True), max_objects=2), iter(frames)))
+        list(propagate_free(one_shot_propagator, iter(frames)))
 
 
 @pytest.mark.parametrize("mode", ["one_shot", "zero_shot"])

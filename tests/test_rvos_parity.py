@@ -88,9 +88,9 @@ def test_outputs_match_the_official_code(fixture, mode):
         got = np.asarray(probs[:, t])
         print(mode, t, "max abs difference", np.abs(got - want).max())
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=0, err_msg=f"{mode} frame {t}")
-    # The second frame really depends on the first (temporal state, previous masks).
-    alone = rollout(model, variables, frames[:, 1:], first, SLOTS, normalised=True)
-    assert np.abs(np.asarray(alone[:, 0] - probs[:, 1])).max() > 1e-3
+    if mode == "oneshot":  # frame 1 really depends on frame 0 (temporal state, previous masks)
+        alone = rollout(model, variables, frames[:, 1:], first, SLOTS, normalised=True)
+        assert np.abs(np.asarray(alone[:, 0] - probs[:, 1])).max() > 1e-3
 
 
 def test_encoder_skips_match_the_official_code(fixture):
