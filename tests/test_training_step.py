@@ -20,8 +20,8 @@ from vos_jax.training import (
     state_sharding,
 )
 
-STEPS = 10
-ANNEAL = 1000  # kept fraction 100% -> 99.1% over the 10 steps (bootstrapping on, no big jumps)
+STEPS = 6
+ANNEAL = 1000  # kept fraction 100% -> 99.5% over the 6 steps (bootstrapping on, no big jumps)
 TOTAL = 100
 LR = 1e-2  # high for the tiny model on a fixed batch: overfitting shows within 20 steps
 MESHES = {
@@ -33,7 +33,7 @@ MESHES = {
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """Ten real triplet batches (synthetic DAVIS through the pipeline: crop 32x32, batch 8,
+    """STEPS real triplet batches (synthetic DAVIS through the pipeline: crop 32x32, batch 8,
     3 objects) and the initial state of the tiny FEELVOS, kept on the host."""
     root = synthetic.write_dataset(tmp_path_factory.mktemp("synth"), "davis", 6, 8, (48, 64), 3, 0)
     config = pipeline.SampleConfig(crop_size=(32, 32), max_objects=3)
@@ -55,7 +55,7 @@ def setup(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(setup):
-    """The same 10 batches on each mesh, each step compiled once. Free-running: each mesh follows
+    """The same STEPS batches on each mesh, each step compiled once. Free-running: each mesh follows
     its own trajectory. Teacher-forced: at every step the 8-device meshes also start from the
     1-device state, so each step's loss and update are compared from identical inputs."""
     meshes = {name: make() for name, make in MESHES.items()}
