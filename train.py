@@ -1,6 +1,7 @@
 """Train a model as a config file says; restarting in the same workdir resumes.
 
-python train.py --config configs/feelvos_synthetic.py[:runlocal] --workdir DIR [--config.key=value]
+python train.py --config vos_jax/configs/<family>_<dataset>.py[:runlocal] --workdir DIR \
+    [--config.key=value]
 
 Writes DIR/metrics.jsonl, DIR/tensorboard/, DIR/checkpoints/ (last N + best by val J&F) and, at
 the end, DIR/models/step_<N>/ (a published checkpoint for eval.py --checkpoint). Exit status 0 on
@@ -16,7 +17,7 @@ from ml_collections import config_flags
 from vos_jax.training.config import ConfigError
 from vos_jax.training.loop import NonFiniteLoss, train
 
-config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.py[:arg]).")
+config_flags.DEFINE_config_file("config", None, "Python config file (vos_jax/configs/*.py[:arg]).")
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and the final model.")
 flags.mark_flags_as_required(["config", "workdir"])
 

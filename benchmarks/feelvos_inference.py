@@ -21,8 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vos_jax.bench import time_steps  # noqa: E402
-from vos_jax.families import build_model  # noqa: E402
-from vos_jax.inference.feelvos import feelvos_propagator  # noqa: E402
+from vos_jax.families import build_model, feelvos  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +41,9 @@ def main() -> None:
     frame = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
     key = jax.random.key(0, impl="unsafe_rbg")
     variables = jax.jit(model.init, static_argnames="num_objects")(key, frame, num_objects=2)
-    prop = feelvos_propagator(model, variables, args.objects, global_every=args.global_every)
+    prop = feelvos.propagator(
+        model, variables, max_objects=args.objects, global_every=args.global_every
+    )
     compile_s, times = time_steps(prop, frame, args.frames)
     line = {
         "benchmark": "feelvos_inference",

@@ -23,8 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vos_jax.bench import time_calls, time_steps  # noqa: E402
-from vos_jax.families import build_model  # noqa: E402
-from vos_jax.inference.rvos import rvos_propagator  # noqa: E402
+from vos_jax.families import build_model, rvos  # noqa: E402
 from vos_jax.models.rvos import Rvos  # noqa: E402
 
 
@@ -45,7 +44,7 @@ def main() -> None:
     variables = jax.jit(model.init, static_argnames="num_objects")(
         jax.random.key(0), frame, num_objects=1
     )
-    prop = rvos_propagator(model, variables, args.objects)
+    prop = rvos.propagator(model, variables, max_objects=args.objects)
     compile_s, times = time_steps(prop, frame, args.frames)
     # The encoder alone (the part that does not grow with the slots).
     features = jax.jit(lambda v, x: model.apply(v, x, method=Rvos.features))

@@ -1,7 +1,7 @@
 """Training-step throughput: compile time, step time, clips/s per device, FLOPs per step (XLA's
 cost analysis of the compiled step) and MFU against the device's peak.
 
-    python benchmarks/train_step.py [--config configs/feelvos_davis17.py] [--variant tiny]
+    python benchmarks/train_step.py [--config vos_jax/configs/feelvos_davis17.py] [--variant tiny]
         [--crop 465x465] [--batch 8] [--objects 3] [--steps 10] [--dtype bfloat16]
         [--fsdp 1] [--peak_tflops T]
 
@@ -27,8 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vos_jax import sharding  # noqa: E402
 from vos_jax.config_files import load_config  # noqa: E402
-from vos_jax.families import FAMILIES, build_model  # noqa: E402
+from vos_jax.families import build_model, get  # noqa: E402
+from vos_jax.families.options import to_dict  # noqa: E402
 from vos_jax.training import create_state, make_optimizer, make_train_step  # noqa: E402
+from vos_jax.training.config import family_options  # noqa: E402
+from vos_jax.training.data import data_sample_config  # noqa: E402
 
 # Dense peak TFLOP/s per device (bf16), from the vendors' data sheets.
 PEAK_TFLOPS = {
@@ -67,7 +70,7 @@ def synthetic_batch(batch: int, frames: int, size: tuple[int, int], objects: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/feelvos_davis17.py")
+    parser.add_argument("--config", default="vos_jax/configs/feelvos_davis17.py")
     parser.add_argument("--variant", default=None, help="override the config's model variant")
     parser.add_argument("--crop", default=None, help="HxW, default: the config's crop")
     parser.add_argument("--batch", type=int, default=None, help="global batch (default: config)")
@@ -79,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.config)
-    family = FAMILIES[config.model.family]
+    family = get(config.model.family)
     variant = args.variant or config.model.variant
     dtype = jnp.dtype(args.dtype or config.model.dtype)
     size = (
@@ -92,11 +95,10 @@ def main() -> None:
     optimizer, schedule = make_optimizer(
         o.name, o.learning_rate, config.total_steps, o.weight_decay, o.clip_norm or None
     )
-    sampling = config.data.sampling or family.sampling
-    frames = 3 if sampling == "triplet" else config.data.num_frames
+    frames = data_sample_config(config).num_frames
     batch = synthetic_batch(batch_size, frames, size, args.objects)
     key = jax.random.key(0, impl="unsafe_rbg")
-    state = jax.jit(lambda k: create_state(model, optimizer, k, batch, args.objects + 1))(key)
+    state = jax.jit(lambda k: create_state(family.init_variables(model, k, batch), optimizer))(key)
     state = jax.device_put(state, sharding.replicated(mesh))
     train_step = make_train_step(
         model,
@@ -104,9 +106,9 @@ def main() -> None:
         mesh,
         state,
         key,
+        family.loss,
         schedule=schedule,
-        loss_fn=family.loss,
-        **config.loss.to_dict(),
+        **to_dict(family_options(config, "loss")),
     )
     global_batch = sharding.global_batch(batch, mesh)
 

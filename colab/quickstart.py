@@ -29,7 +29,7 @@ import numpy as np
 
 from vos_jax.cli import main as vos_jax_cli
 from vos_jax.config_files import load_config
-from vos_jax.data import synthetic
+from vos_jax.io.layouts import DavisLayout, read_davis_sequence
 from vos_jax.io.masks import read_mask
 from vos_jax.io.video import overlay
 from vos_jax.training.data import synthetic_root
@@ -39,19 +39,19 @@ print(jax.devices())
 
 # %% [markdown]
 # ## Data and config
-# `configs/feelvos_synthetic.py` is the tiny FEELVOS on the built-in synthetic videos (textured
-# objects that move, scale, occlude each other, leave and enter). `QUICKSTART_SMALL=1` (used by
+# `feelvos_synthetic.py` (shipped in `vos_jax/configs/`) is the tiny FEELVOS on the built-in
+# synthetic videos (textured objects that move, scale, occlude each other, leave and enter). `QUICKSTART_SMALL=1` (used by
 # CI) switches to its seconds-long `:runlocal` variant.
 
 # %%
 SMALL = os.environ.get("QUICKSTART_SMALL") == "1"
 WORKDIR = Path(os.environ.get("QUICKSTART_DIR", "quickstart_out")).absolute()
-config = load_config("configs/feelvos_synthetic.py" + (":runlocal" if SMALL else ""))
+config = load_config("feelvos_synthetic.py" + (":runlocal" if SMALL else ""))
 config.total_steps = 8 if SMALL else 300
 config.eval_every_steps = 0  # evaluated below with eval.py
 config.synthetic.cache_dir = str(WORKDIR / "data")
 root = synthetic_root(config.synthetic)
-val = (root / "ImageSets" / "2017" / "val.txt").read_text().split()
+val = DavisLayout(root).sequences("val")
 print(root, "val videos:", val)
 
 # %% [markdown]
@@ -84,7 +84,7 @@ vos_jax_cli(
 
 # %%
 seq = val[0]
-frames, truth = synthetic.read_davis_sequence(root, seq)
+frames, truth = read_davis_sequence(root, seq)
 picks = np.linspace(0, len(frames) - 1, 4).astype(int)
 panels = [overlay(frames[t], read_mask(results / seq / f"{t:05d}.png")) for t in picks]
 strip = np.concatenate(panels, axis=1)

@@ -1,6 +1,6 @@
 """Test setup: 8 simulated CPU devices, set before anything imports JAX, and XLA's backend
 optimisations off: the suite's time is mostly compilation of small programs (measured on
-tests/test_rvos.py + test_feelvos_loss.py: 126 -> 96 CPU seconds), not their execution."""
+the RVOS model and FEELVOS loss tests: 126 -> 96 CPU seconds), not their execution."""
 
 import os
 
@@ -8,20 +8,32 @@ FAST_COMPILE = "--xla_backend_optimization_level=0"
 os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count=8 {FAST_COMPILE}")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+# Shape annotations are checked, not decoration: every vos_jax function is runtime type-checked.
+from jaxtyping import install_import_hook  # noqa: E402
+
+import tests.typechecking  # noqa: E402, F401  (the hook names it by its dotted path)
+
+install_import_hook("vos_jax", "tests.typechecking.typechecker")
+
 # The longest modules first: pytest-xdist's --dist loadfile hands out whole files in collection
 # order, so long files left for the end would run on their own while the other worker idles.
 LONGEST_FIRST = (
-    "test_train_loop.py",
-    "test_training_step.py",
-    "test_train_equivalence.py",
-    "test_rvos_training.py",
-    "test_feelvos_loss.py",
-    "test_cli.py",
-    "test_rvos_inference.py",
-    "test_colab.py",
+    "tests/test_demo.py",
+    "tests/training/test_loop.py",
+    "tests/training/test_step.py",
+    "tests/training/test_loop_equivalence.py",
+    "tests/families/test_rvos.py",
+    "tests/families/test_feelvos.py",
+    "tests/families/test_rvos_propagator.py",
+    "tests/inference/test_segment.py",
+    "tests/test_colab.py",
 )
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
+
+    def path(item):
+        return item.path.relative_to(config.rootpath).as_posix()
+
+    items.sort(key=lambda item: rank.get(path(item), len(rank)))  # stable within a file

@@ -1,6 +1,5 @@
-"""The `vos-jax` command: synth, the quickstart demo and build-dataset, end to end."""
-
-import json
+"""The `vos-jax` command: synth, build-dataset and convert's generated parsers, end to end (the
+demo: test_demo.py; segment and eval: tests/inference, tests/metrics)."""
 
 from vos_jax.cli import main
 
@@ -19,26 +18,6 @@ def test_synth_writes_a_dataset_and_rejects_bad_arguments(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:"), err
         assert not (tmp_path / "bad").exists()
-
-
-def test_demo_trains_evaluates_and_writes_an_overlay(tmp_path, capsys):
-    """The quickstart with the seconds-long :runlocal config (the real one is README command 1)."""
-    out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--config", "configs/feelvos_synthetic.py:runlocal"]
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "held-out J&F-Mean: FEELVOS (tiny)" in printed and "copy-first-mask baseline" in printed
-    ours = json.loads((out / "eval/feelvos/results-val.json").read_text())
-    floor = json.loads((out / "eval/copy-first-mask/results-val.json").read_text())
-    assert len(ours["per_object"]) == len(floor["per_object"]) == 2  # 1 val video x 2 objects
-    for report in (ours, floor):
-        assert 0.0 <= report["global"]["J&F-Mean"] <= 1.0
-    assert (out / "train/models/step_12/model.json").exists()
-    overlay = next((out / "overlay").glob("*.mp4"))
-    assert overlay.stat().st_size > 1000
-    # A second run reuses the finished training and rewrites its own evaluation files.
-    assert main(argv) == 0
-    assert json.loads((out / "eval/feelvos/results-val.json").read_text()) == ours
 
 
 def test_build_dataset_command(tmp_path, capsys):
@@ -71,3 +50,12 @@ def test_build_dataset_command(tmp_path, capsys):
     missing = ["--manual_dir", str(tmp_path / "missing"), "--data_dir", str(tmp_path / "d2")]
     assert main(["build-dataset", "davis_vos", "--config", "2017_480p", *missing]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_convert_has_one_subcommand_per_importer_with_its_flags(capsys):
+    assert main(["convert", "rvos", "--help"]) == 0
+    printed = capsys.readouterr().out
+    assert "--checkpoint" in printed and "--decoder_prefix" in printed and "symmetric" in printed
+    assert main(["convert", "feelvos", "--out", "x"]) == 2  # no published FEELVOS weights
+    assert main(["convert", "rvos", "--out", "x"]) == 2  # --checkpoint is required
+    assert "--checkpoint" in capsys.readouterr().err

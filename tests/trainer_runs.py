@@ -11,7 +11,7 @@ from tests.conftest import FAST_COMPILE
 from vos_jax.training.writers import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = "configs/feelvos_synthetic.py:runlocal"
+CONFIG = "vos_jax/configs/feelvos_synthetic.py:runlocal"
 STEPS = 16
 # The reference run: 16 steps, a checkpoint every 4, no validation (tested in the demo test).
 BASE = [f"--config.total_steps={STEPS}", "--config.eval_every_steps=0"]

@@ -1,4 +1,4 @@
-"""Pieces shared by the VOS builders: features, frame and mask checks, the raw-bytes decoder.
+"""Pieces shared by the VOS builders: features, frame and mask checks, layout-error hints.
 
 Everything here runs without TensorFlow: frames are fed to TFDS as their original JPEG bytes and
 masks as PNG bytes that PIL encodes (TFDS needs TF only to encode numpy arrays).
@@ -6,33 +6,31 @@ masks as PNG bytes that PIL encodes (TFDS needs TF only to encode numpy arrays).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from vos_jax.io.layouts import LayoutError
 from vos_jax.io.masks import VOID_ID
 
+# The source folders or files are not what the builder expects (the message names the path).
+# One class with the layout readers' errors, so that callers catch both alike.
+DatasetLayoutError = LayoutError
 
-class DatasetLayoutError(ValueError):
-    """The source folders or files are not what the builder expects (the message names the path)."""
 
-
-class RawBytes(tfds.decode.SkipDecoding):
-    """Return a `Sequence(Image)` feature as its stored bytes (one `bytes` per frame).
-
-    `tfds.decode.SkipDecoding` lacks the numpy path for sequences, so with `tfds.data_source` it
-    raises AttributeError; this adds it. Use it to decode late, only the frames a sample needs:
-    `tfds.data_source(..., decoders={"frames": RawBytes()})`.
-    """
-
-    def decode_batch_example_np(self, serialized_example):
-        """Forward the stored bytes: a numpy object array of `bytes`, one per frame."""
-        return serialized_example
+@contextlib.contextmanager
+def layout_hint(expected: str) -> Iterator[None]:
+    """Append the expected folder layout to the layout errors raised inside."""
+    try:
+        yield
+    except LayoutError as err:
+        raise DatasetLayoutError(f"{err}\nExpected layout:\n{expected}") from None
 
 
 def video_features(**extra) -> tfds.features.FeaturesDict:
@@ -101,14 +99,6 @@ def encode_mask(ids: np.ndarray) -> bytes:
 def object_ids(seen: Iterable[int]) -> list[int]:
     """Sorted object ids among the pixel values `seen`, without background 0 and void 255."""
     return sorted({int(i) for i in seen} - {0, VOID_ID})
-
-
-def list_frames(folder: Path) -> list[Path]:
-    """The .jpg files of a frame folder, in name order (raises if there are none)."""
-    frames = sorted(p for p in folder.glob("*.jpg") if p.is_file()) if folder.is_dir() else []
-    if not frames:
-        raise DatasetLayoutError(f"{folder}: expected a folder of .jpg frames, found none")
-    return frames
 
 
 def manual_dir(dl_manager) -> Path:

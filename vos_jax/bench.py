@@ -8,7 +8,7 @@ import time
 import jax
 import numpy as np
 
-from vos_jax.inference.engine import Propagator
+from vos_jax.families.propagator import Propagator
 
 
 def stripes(height: int, width: int, objects: int) -> np.ndarray:
@@ -28,14 +28,14 @@ def time_steps(propagator: Propagator, frame: np.ndarray, frames: int) -> tuple[
     none, empty = np.zeros_like(new), np.zeros_like(masks)
     start = time.perf_counter()
     state = jax.block_until_ready(propagator.init(frame, masks, new))
-    state, probs = propagator.step(state, frame, empty, none)
-    jax.block_until_ready(probs)
+    state, prediction = propagator.step(state, frame, empty, none)
+    jax.block_until_ready(prediction)
     compile_s = time.perf_counter() - start
     times = []
     for _ in range(frames):
         start = time.perf_counter()
-        state, probs = propagator.step(state, frame, empty, none)
-        jax.block_until_ready(probs)
+        state, prediction = propagator.step(state, frame, empty, none)
+        jax.block_until_ready(prediction)
         times.append(time.perf_counter() - start)
     return compile_s, times
 

@@ -1,4 +1,4 @@
-"""The `vos-jax` command: synth, eval, segment, build-dataset, demo.
+"""The `vos-jax` command: synth, eval, segment, build-dataset, convert, demo.
 
 Every subcommand turns bad input into a one-line `error: ...` naming the file or argument and what
 was expected, with exit code 2 (the code argparse uses for bad arguments), and writes nothing.
@@ -53,70 +53,60 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """Inference-engine options; each defaults to --config's `inference` entry, else built in."""
-    parser.add_argument("--config", default=None, help="config file (path.py[:arg])")
-    parser.add_argument("--max_objects", type=int, help="object slots (static shape); 10")
-    parser.add_argument(
-        "--global_every", type=int, help="FEELVOS: global matching every N frames; 1"
-    )
-    parser.add_argument(
-        "--max_reference_frames",
-        type=int,
-        help="FEELVOS: frames that may bring objects (YouTube-VOS); 1",
-    )
-    parser.add_argument("--max_displacement", type=int, help="FEELVOS: local window k; 15")
-    parser.add_argument(
-        "--input_height", type=int, help="RVOS: the height the model runs at (0: the frames')"
-    )
-    parser.add_argument(
-        "--input_width", type=int, help="RVOS: the width the model runs at (0: the frames')"
-    )
-
-
-def engine_options(args: argparse.Namespace, family: str) -> dict:
-    """Engine options for a `family` model: flags, else --config's `inference`, else the
-    family's defaults (families.FAMILIES). A flag the family has no use for is an error."""
+    """Inference-engine options: --config, and one flag per field of every family's inference
+    options; each defaults to --config's `inference` entry, else the family's default."""
     from vos_jax.families import FAMILIES
+    from vos_jax.families.options import flag_spec
 
-    options = dict(FAMILIES[family].inference_options)
-    flags = (
-        "max_objects",
-        "global_every",
-        "max_reference_frames",
-        "max_displacement",
-        "input_height",
-        "input_width",
-    )
-    for flag in flags:
-        if flag not in options and getattr(args, flag, None) is not None:
-            raise ValueError(f"--{flag}: not an option of {family} models")
+    parser.add_argument("--config", default=None, help="config file (path.py[:arg])")
+    flags: dict[str, tuple[type, list[str]]] = {}
+    for name, family in FAMILIES.items():
+        for key, (parse, text, _) in flag_spec(family.InferenceOptions).items():
+            flags.setdefault(key, (parse, []))[1].append(f"{name}: {text}")
+    for key, (parse, texts) in flags.items():
+        parser.add_argument(f"--{key}", type=parse, help="; ".join(texts))
+
+
+def engine_options(args: argparse.Namespace, family_name: str) -> dict:
+    """Engine options for a `family_name` model: flags, else --config's `inference`, else the
+    family's defaults. A flag the family has no use for is an error."""
+    from vos_jax.families import FAMILIES, get
+    from vos_jax.families.options import OptionError, build, defaults
+
+    cls = get(family_name).InferenceOptions
+    options = defaults(cls)
+    for key in {k for f in FAMILIES.values() for k in defaults(f.InferenceOptions)}:
+        if key not in options and getattr(args, key, None) is not None:
+            raise ValueError(f"--{key}: not an option of {family_name} models")
     if args.config:
         from vos_jax.config_files import load_config
 
         config = load_config(args.config)
-        if config.get("model", {}).get("family", family) != family:
+        if config.get("model", {}).get("family", family_name) != family_name:
             raise ValueError(
                 f"--config {args.config}: configures a {config.model.family} model, the "
-                f"checkpoint holds a {family} model"
+                f"checkpoint holds a {family_name} model"
             )
         unknown = set(config.get("inference", {})) - set(options)
         if unknown:
             raise ValueError(f"--config {args.config}: unknown inference keys {sorted(unknown)}")
         options.update(config.get("inference", {}))
-    options.update({k: getattr(args, k) for k in options if getattr(args, k) is not None})
+    options.update({k: getattr(args, k) for k in options if getattr(args, k, None) is not None})
+    try:
+        build(cls, options)
+    except OptionError as err:
+        raise ValueError(f"--{err}") from None
     return options
 
 
 def load_propagator(args: argparse.Namespace):
     """The checkpoint's model as an inference (init, step) pair with the engine options."""
-    from vos_jax.families import FAMILIES
-    from vos_jax.io.published import load_model
+    from vos_jax.families import load_model
 
-    model, variables, meta = load_model(args.checkpoint)
+    family, model, variables, meta = load_model(args.checkpoint)
     if getattr(args, "model", None) and args.model != meta["family"]:
         raise ValueError(f"--model {args.model}: the checkpoint holds a {meta['family']} model")
-    options = engine_options(args, meta["family"])
-    return FAMILIES[meta["family"]].propagator(model, variables, **options)
+    return family.propagator(model, variables, **engine_options(args, meta["family"]))
 
 
 def run_segment(args: argparse.Namespace) -> None:
@@ -136,11 +126,7 @@ def run_eval(args: argparse.Namespace) -> list:
     from vos_jax.metrics import evaluation, report
 
     output = Path(args.output or args.results)
-    existing = [p for p in report.output_paths(output, args.set) if p.exists()]
-    if existing and not args.overwrite:  # checked first: segmenting the set can take long
-        raise evaluation.EvaluationInputError(
-            f"{existing[0]}: already exists; pass --overwrite to replace it or --output DIR"
-        )
+    report.refuse_existing(output, args.set, args.overwrite)  # first: segmenting takes long
     if args.checkpoint:  # segment the set with the model first, into --results
         from vos_jax.inference.segment import segment_davis
 
@@ -197,16 +183,38 @@ def run_build_dataset(args: argparse.Namespace) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> None:
-    from vos_jax.convert import rvos
+    from vos_jax.families import get
+    from vos_jax.families.options import field_types
 
-    path = rvos.convert(args.checkpoint, args.out, args.decoder_prefix)
-    print(f"wrote {path}")
+    converter = get(args.family).converter
+    options = {k: getattr(args, k) for k in field_types(converter.options)}
+    print(f"wrote {converter.convert(out=args.out, **options)}")
+
+
+def add_convert_parsers(sub) -> None:
+    """`vos-jax convert FAMILY`: one subcommand per family with an importer, its flags from the
+    importer's options."""
+    from vos_jax.families import FAMILIES
+    from vos_jax.families.options import flag_spec
+
+    convert = sub.add_parser("convert", help="import published weights of an official model")
+    families = convert.add_subparsers(dest="family", required=True, parser_class=_Parser)
+    for name, family in FAMILIES.items():
+        if family.converter is None:
+            continue
+        c = family.converter
+        one = families.add_parser(name, help=f"{name}: {c.conventions}", description=c.conventions)
+        for key, (parse, text, required) in flag_spec(c.options).items():
+            default = None if required else c.options.__dataclass_fields__[key].default
+            one.add_argument(f"--{key}", type=parse, required=required, default=default, help=text)
+        one.add_argument("--out", required=True, help="the vos-jax checkpoint folder to write")
+        one.set_defaults(func=run_convert)
 
 
 def run_demo(args: argparse.Namespace) -> None:
     from vos_jax import demo
 
-    demo.run(Path(args.out), config=args.config)
+    demo.run(Path(args.out), config=args.config, steps=args.steps)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,25 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_arguments(segment)
     segment.set_defaults(func=run_segment)
 
-    convert = sub.add_parser("convert", help="import published weights of an official model")
-    convert.add_argument("family", choices=["rvos"])
-    convert.add_argument(
-        "--checkpoint",
-        required=True,
-        help="official folder (encoder.pt + decoder.pt), or one .pt/.npz with both parts",
-    )
-    convert.add_argument("--out", required=True, help="the vos-jax checkpoint folder to write")
-    convert.add_argument(
-        "--decoder_prefix", default="decoder.", help="decoder entries' prefix in a combined file"
-    )
-    convert.set_defaults(func=run_convert)
+    add_convert_parsers(sub)
 
     demo = sub.add_parser(
-        "demo", help="train FEELVOS on synthetic videos, evaluate it, write an overlay video"
+        "demo", help="train the default model on synthetic videos, evaluate it, write an overlay"
     )
     demo.add_argument("--out", default="demo_out")
     demo.add_argument(
-        "--config", default=None, help="training config (default configs/feelvos_synthetic.py)"
+        "--config", default=None, help="training config (default: the package's demo config)"
+    )
+    demo.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the config's; 0: none)"
     )
     demo.set_defaults(func=run_demo)
     return parser

@@ -1,5 +1,6 @@
-"""The quickstart demo: train FEELVOS on freshly generated synthetic videos, evaluate it on
-held-out ones with eval.py, compare with the copy-first-mask baseline, write an overlay video.
+"""The quickstart demo: train the default model (the demo config) on freshly generated synthetic
+videos, evaluate it on held-out ones as eval.py does, compare with the copy-first-mask baseline,
+write an overlay video.
 
 Everything goes under `out/`: `data/` (the videos), `train/` (the train.py workdir: metrics,
 TensorBoard, checkpoints, `models/step_<N>`), `results/`, `eval/`, `overlay/`. Running it again
@@ -10,70 +11,72 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import vos_jax
-from vos_jax.data import synthetic
+from vos_jax import families
+from vos_jax.config_files import load_config
+from vos_jax.inference.segment import segment_davis
+from vos_jax.io import layouts
 from vos_jax.io.masks import read_mask, write_mask
 from vos_jax.io.video import OverlayWriter
+from vos_jax.metrics import evaluation, report
+from vos_jax.training.data import synthetic_root
+from vos_jax.training.loop import train
 
-DEFAULT_CONFIG = Path(vos_jax.__file__).resolve().parents[1] / "configs" / "feelvos_synthetic.py"
+DEFAULT_CONFIG = "feelvos_synthetic.py"  # shipped in vos_jax/configs
+BASELINE = "copy-first-mask"
 
 
 def copy_first_mask(davis_root: Path, sequences: list[str], out_dir: Path) -> None:
     """Write the first ground-truth mask as the prediction of every frame (DAVIS results layout):
     the floor any VOS method must beat."""
     for seq in sequences:
-        _, masks = synthetic.read_davis_sequence(davis_root, seq)
+        _, masks = layouts.read_davis_sequence(davis_root, seq)
         for t in range(len(masks)):
             write_mask(out_dir / seq / f"{t:05d}.png", masks[0])
 
 
-def _eval(davis_root: Path, results: Path, output: Path, extra: list[str]) -> dict:
-    """`eval.py --davis_root ... --results ... [--checkpoint ...]` -> the global row."""
-    from vos_jax.cli import build_parser, run_eval
-    from vos_jax.metrics import report
-
-    argv = ["eval", "--davis_root", str(davis_root), "--results", str(results)]
-    # --overwrite: these are the demo's own files, rewritten on every run.
-    args = build_parser().parse_args([*argv, "--output", str(output), "--overwrite", *extra])
-    return report.global_table(run_eval(args), ("J", "F"))
+def _evaluate(davis_root: Path, results: Path, output: Path, sequences: list[str]) -> dict:
+    """eval.py's scores and files (`output/results-val.json`, ...) -> the global row."""
+    objects = evaluation.evaluate(davis_root, results, sequences=sequences)
+    about = {"task": "semi-supervised", "set": "val", "davis_root": str(davis_root)}
+    report.write_outputs(output, "val", objects, ("J", "F"), about)
+    return report.global_table(objects, ("J", "F"))
 
 
-def run(out: Path, config: str | None = None) -> dict:
-    """Train, evaluate, compare, overlay; -> {'feelvos': global row, 'copy-first-mask': ...}."""
-    from vos_jax.config_files import load_config
-    from vos_jax.training.data import synthetic_root
-    from vos_jax.training.loop import train
+def _overlay(root: Path, seq: str, results: Path, path: Path) -> None:
+    frames, _ = layouts.read_davis_sequence(root, seq)
+    writer = OverlayWriter(path)
+    for t, frame in enumerate(frames):
+        writer.write(frame, read_mask(results / seq / f"{t:05d}.png"))
+    writer.close()
 
+
+def run(out: Path, config: str | None = None, steps: int | None = None) -> dict:
+    """Train (`steps`: instead of the config's total, 0 = the untrained model), evaluate,
+    compare, overlay; -> {family: global row, 'copy-first-mask': ...}."""
     out = Path(out).absolute()
-    spec = config or str(DEFAULT_CONFIG)
-    train_config = load_config(spec)
+    train_config = load_config(config or DEFAULT_CONFIG)
+    if steps is not None:
+        train_config.total_steps = steps
     train_config.synthetic.cache_dir = str(out / "data")
     root = synthetic_root(train_config.synthetic)
-    sequences = (root / "ImageSets" / "2017" / "val.txt").read_text().split()
+    sequences = layouts.DavisLayout(root).sequences("val")
     print(f"data: {root} ({len(sequences)} held-out val videos)")
 
     summary = train(train_config, out / "train")
-    model = summary["model"]
-    print(f"trained model: {model}")
-
-    engine = ["--checkpoint", model, "--config", spec]
-    scores = {
-        "feelvos": _eval(root, out / "results" / "feelvos", out / "eval" / "feelvos", engine),
-    }
-    baseline = out / "results" / "copy-first-mask"
+    print(f"trained model: {summary['model']}")
+    family, model, variables, _ = families.load_model(summary["model"])
+    propagator = family.propagator(model, variables, **train_config.inference)
+    name = train_config.model.family
+    segment_davis(propagator, root, sequences, out / "results" / name, overwrite=True)
+    scores = {name: _evaluate(root, out / "results" / name, out / "eval" / name, sequences)}
+    baseline = out / "results" / BASELINE
     copy_first_mask(root, sequences, baseline)
-    scores["copy-first-mask"] = _eval(root, baseline, out / "eval" / "copy-first-mask", [])
+    scores[BASELINE] = _evaluate(root, baseline, out / "eval" / BASELINE, sequences)
 
-    # One held-out video with the masks eval.py predicted drawn over its frames.
-    seq = sequences[0]
-    frames, _ = synthetic.read_davis_sequence(root, seq)
-    overlay = out / "overlay" / f"{seq}.mp4"
-    writer = OverlayWriter(overlay)
-    for t, frame in enumerate(frames):
-        writer.write(frame, read_mask(out / "results" / "feelvos" / seq / f"{t:05d}.png"))
-    writer.close()
-    ours, floor = scores["feelvos"]["J&F-Mean"], scores["copy-first-mask"]["J&F-Mean"]
+    overlay = out / "overlay" / f"{sequences[0]}.mp4"  # a held-out video with its predictions
+    _overlay(root, sequences[0], out / "results" / name, overlay)
+    ours, floor = scores[name]["J&F-Mean"], scores[BASELINE]["J&F-Mean"]
     print(f"overlay video: {overlay}")
-    print(f"held-out J&F-Mean: FEELVOS ({train_config.model.variant}) {ours:.3f}, ", end="")
-    print(f"copy-first-mask baseline {floor:.3f}")
+    print(f"held-out J&F-Mean: {name} ({train_config.model.variant}) {ours:.3f}, ", end="")
+    print(f"{BASELINE} baseline {floor:.3f}")
     return scores

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Integer
 
 from vos_jax.dtypes import accumulation_dtype
 
-VOID_LABELS = (255, -1)
 _NEG_LOGIT = -1e9
 
 
 def pixel_cross_entropy(
-    logits: Float[Array, "B H W O"], labels: Int[Array, "B H W"], object_valid: Bool[Array, "B O"]
+    logits: Float[ArrayLike, "B H W O"],
+    labels: Integer[ArrayLike, "B H W"],
+    object_valid: Bool[ArrayLike, "B O"],
 ) -> tuple[Float[Array, "B H W"], Bool[Array, "B H W"]]:
     """Per-pixel softmax cross-entropy over the valid objects and the mask of pixels that count.
 
@@ -41,9 +42,9 @@ def pixel_cross_entropy(
 
 
 def bootstrapped_cross_entropy(
-    logits: Float[Array, "B H W O"],
-    labels: Int[Array, "B H W"],
-    object_valid: Bool[Array, "B O"],
+    logits: Float[ArrayLike, "B H W O"],
+    labels: Integer[ArrayLike, "B H W"],
+    object_valid: Bool[ArrayLike, "B O"],
     top_k_fraction: float | Float[ArrayLike, ""] = 1.0,
 ) -> Float[Array, ""]:
     """Mean cross-entropy of the hardest `top_k_fraction` of the valid pixels of each example.
@@ -79,8 +80,8 @@ def bootstrap_fraction(
 
 
 def soft_iou_loss(
-    probs: Float[Array, "*B N"], targets: Float[Array, "*B N"], eps: float = 1e-6
-) -> Float[Array, "*B"]:
+    probs: Float[ArrayLike, "*#B N"], targets: Float[ArrayLike, "*#B N"], eps: float = 1e-6
+) -> Float[Array, "*#B"]:
     """1 - soft IoU over the last axis (RVOS, official `softIoU`): 1 - sum(p y) / (sum(p + y - p y)
     + eps), for probabilities p (sigmoid outputs) and binary targets y."""
     acc = accumulation_dtype(probs.dtype)

@@ -16,12 +16,16 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from tfds_builders import vos_common
+from vos_jax.io.layouts import (
+    DavisLayout,
+    davis_resolution_folder,
+    find_davis_root,
+    parse_image_set,
+)
 from vos_jax.io.masks import VOID_ID, read_mask
 
 _URL = "https://data.vision.ee.ethz.ch/csergi/share/davis/"
 _URL_2016 = "https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip"
-# Where a resolution's frames live: the 2016 release calls full resolution "1080p".
-_RES_DIRS = {"480p": ("480p",), "Full-Resolution": ("Full-Resolution", "1080p")}
 
 _EXPECTED = """\
   <manual_dir>/DAVIS/ (or <manual_dir> itself) holding
@@ -87,39 +91,50 @@ Expected layout:
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        cfg = self.builder_config
         manual = vos_common.manual_dir(dl_manager)
-        root = _find_root(manual, Path(dl_manager.download_dir), cfg)
-        res = _resolution_dir(root, cfg.resolution)
+        with vos_common.layout_hint(_EXPECTED):
+            root = _find_root(manual, Path(dl_manager.download_dir), self.builder_config)
+            return self._splits(root)
+
+    def _splits(self, root: Path) -> dict:
+        """{split: examples} for the image sets present, after checking their folders."""
+        cfg = self.builder_config
+        layout = DavisLayout(root, davis_resolution_folder(root, cfg.resolution))
         splits = {}
         for split in ("train", "val"):
-            seqs = _image_set(root, cfg.year, split)
+            seqs = _image_set(layout, cfg.year, split)
             if seqs is not None:
-                _check_folders(root, res, seqs)
-                splits[split] = self._generate_examples(root, res, seqs, True)
+                layout.check_sequences(seqs)
+                splits[split] = self._generate_examples(layout, seqs, True)
         if not splits:
             raise vos_common.DatasetLayoutError(
-                f"{root / 'ImageSets' / str(cfg.year)}: expected train.txt and/or val.txt "
-                f"listing the DAVIS {cfg.year} sequences.\nExpected layout:\n{_EXPECTED}"
+                f"{layout.image_set_path('train', cfg.year).parent}: expected train.txt and/or "
+                f"val.txt listing the DAVIS {cfg.year} sequences"
             )
-        test_dev = _image_set(root, cfg.year, "test-dev") if cfg.year == 2017 else None
+        test_dev = _image_set(layout, cfg.year, "test-dev") if cfg.year == 2017 else None
         # the trainval zip ships without test-dev frames: the split exists only once they do
-        if test_dev and any((root / "JPEGImages" / res / s).is_dir() for s in test_dev):
-            _check_folders(root, res, test_dev)
-            splits["test_dev"] = self._generate_examples(root, res, test_dev, False)
+        if test_dev and any(layout.frames_dir(s).is_dir() for s in test_dev):
+            layout.check_sequences(test_dev)
+            splits["test_dev"] = self._generate_examples(layout, test_dev, False)
         return splits
 
-    def _generate_examples(self, root: Path, res: str, seqs: list[str], full: bool):
+    def _generate_examples(self, layout: DavisLayout, seqs: list[str], full: bool):
         """One example per sequence; `full`: every frame must have a mask (train/val)."""
         for seq in seqs:
-            yield seq, _example(root, res, seq, self.builder_config.year, full)
+            yield seq, _example(layout, seq, self.builder_config.year, full)
+
+
+def _image_set(layout: DavisLayout, year: int, split: str) -> list[str] | None:
+    """Sequence names of an image set, or None if its list file is absent."""
+    path = layout.find_image_set(split, year)
+    return None if path is None else parse_image_set(path)
 
 
 def _find_root(manual: Path, download_dir: Path, cfg: DavisConfig) -> Path:
     """The DAVIS folder: the manual dir itself, its DAVIS/, or the extracted official zips."""
-    for cand in (manual, manual / "DAVIS"):
-        if (cand / "JPEGImages").is_dir() and (cand / "ImageSets").is_dir():
-            return cand
+    root = find_davis_root(manual)
+    if root is not None:
+        return root
     zips = _official_zips(manual, cfg)
     if zips:
         # extract next to TFDS's downloads, not into the (possibly read-only) manual dir; one
@@ -127,15 +142,16 @@ def _find_root(manual: Path, download_dir: Path, cfg: DavisConfig) -> Path:
         out = download_dir / "extracted" / f"davis_{cfg.year}_{cfg.resolution}"
         for path in zips:
             _extract(path, out)
-        if (out / "DAVIS" / "JPEGImages").is_dir():
-            return out / "DAVIS"
+        root = find_davis_root(out / "DAVIS")
+        if root is not None:
+            return root
         raise vos_common.DatasetLayoutError(
-            f"{', '.join(map(str, zips))}: the zips hold no DAVIS/JPEGImages folder.\n"
-            f"Expected layout:\n{_EXPECTED}"
+            f"{', '.join(map(str, zips))}: the zips hold no DAVIS/ folder with JPEGImages/ and "
+            "ImageSets/"
         )
     raise vos_common.DatasetLayoutError(
         f"{manual}: found neither a DAVIS tree (JPEGImages/ and ImageSets/ in {manual} or "
-        f"{manual / 'DAVIS'}) nor the official zips.\nExpected layout:\n{_EXPECTED}"
+        f"{manual / 'DAVIS'}) nor the official zips"
     )
 
 
@@ -162,48 +178,6 @@ def _extract(path: Path, out: Path) -> None:
     marker.touch()
 
 
-def _resolution_dir(root: Path, resolution: str) -> str:
-    """The resolution folder name present under JPEGImages/."""
-    for name in _RES_DIRS[resolution]:
-        if (root / "JPEGImages" / name).is_dir():
-            return name
-    raise vos_common.DatasetLayoutError(
-        f"{root / 'JPEGImages' / resolution}: expected the {resolution} frame folders "
-        f"(JPEGImages/{resolution}/<seq>/*.jpg).\nExpected layout:\n{_EXPECTED}"
-    )
-
-
-def _image_set(root: Path, year: int, split: str) -> list[str] | None:
-    """Sequence names of an image set, or None if the list file is absent.
-
-    The 2017 lists hold one name per line; the 2016 release's ImageSets/480p/<split>.txt lists
-    frame/mask path pairs, from which the sequence names are taken.
-    """
-    candidates = [root / "ImageSets" / str(year) / f"{split}.txt"]
-    if year == 2016:
-        candidates += [root / "ImageSets" / r / f"{split}.txt" for r in ("480p", "1080p")]
-    for path in candidates:
-        if path.is_file():
-            tokens = (line.split()[0] for line in path.read_text().splitlines() if line.strip())
-            return list(dict.fromkeys(Path(t).parent.name if "/" in t else t for t in tokens))
-    return None
-
-
-def _check_folders(root: Path, res: str, seqs: list[str]) -> None:
-    """Fail before writing anything if a listed sequence lacks its frame or mask folder."""
-    for seq in seqs:
-        frames, masks = root / "JPEGImages" / res / seq, root / "Annotations" / res / seq
-        if not frames.is_dir():
-            raise vos_common.DatasetLayoutError(
-                f"{frames}: sequence {seq!r} is listed in the image set but its frame folder "
-                "is missing"
-            )
-        if not masks.is_dir():
-            raise vos_common.DatasetLayoutError(
-                f"{masks}: expected the annotation folder of {frames} (one .png per frame)"
-            )
-
-
 def _read_davis_mask(path: Path, year: int) -> np.ndarray:
     """[H, W] uint8 ids: 2017 palette ids as is; 2016 one object (id 1), void dropped."""
     if year == 2017:
@@ -213,12 +187,11 @@ def _read_davis_mask(path: Path, year: int) -> np.ndarray:
     return ((ids > 0) & (ids != VOID_ID)).astype(np.uint8)
 
 
-def _example(root: Path, res: str, seq: str, year: int, full: bool) -> dict:
+def _example(layout: DavisLayout, seq: str, year: int, full: bool) -> dict:
     """Read and check one sequence; `full`: every frame must have a mask."""
-    mask_dir = root / "Annotations" / res / seq
 
     def load_mask(frame: Path, size: tuple[int, int]) -> np.ndarray | None:
-        path = mask_dir / f"{frame.stem}.png"
+        path = layout.mask_path(seq, frame.stem)
         if not path.is_file():
             if full:
                 raise vos_common.DatasetLayoutError(
@@ -230,5 +203,4 @@ def _example(root: Path, res: str, seq: str, year: int, full: bool) -> dict:
         vos_common.check_mask_size(ids, size, path, frame)
         return ids
 
-    paths = vos_common.list_frames(root / "JPEGImages" / res / seq)
-    return {"name": seq, **vos_common.read_video(paths, load_mask)}
+    return {"name": seq, **vos_common.read_video(layout.frame_paths(seq), load_mask)}

@@ -8,7 +8,6 @@ annotated only where each object first appears. Built and read without TensorFlo
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,9 @@ from absl import logging
 from etils import epath
 
 from tfds_builders import vos_common
+from vos_jax.io.layouts import YOUTUBE_SPLITS, YoutubeLayout, YoutubeObject
 from vos_jax.io.masks import read_mask
 
-_SPLITS = ("train", "valid", "test")
 _EXPECTED = """\
   <manual_dir>/<split>/JPEGImages/<video>/<frame>.jpg     (split: train, valid, test)
   <manual_dir>/<split>/Annotations/<video>/<frame>.png
@@ -82,96 +81,53 @@ train.zip, valid.zip (and test.zip, valid_all_frames.zip, train_all_frames.zip a
         root = vos_common.manual_dir(dl_manager)
         all_frames = self.builder_config.all_frames
         splits = {}
-        for split in _SPLITS:
-            frame_root = root / (f"{split}_all_frames" if all_frames else split) / "JPEGImages"
-            if not (root / split).is_dir() or (all_frames and not frame_root.parent.is_dir()):
-                continue
-            meta = _read_meta(root / split, frame_root)
-            splits[split] = self._generate_examples(root / split, frame_root, meta)
-        if not splits:
-            where = "<split>/ and <split>_all_frames/" if all_frames else "<split>/"
-            raise vos_common.DatasetLayoutError(
-                f"{root}: found no split folder ({where} for a split in {', '.join(_SPLITS)})."
-                f"\nExpected layout:\n{_EXPECTED}"
-            )
+        with vos_common.layout_hint(_EXPECTED):
+            for split in YOUTUBE_SPLITS:
+                layout = YoutubeLayout(root, split, all_frames)
+                if layout.exists():
+                    splits[split] = self._generate_examples(layout, _read_meta(layout))
+            if not splits:
+                where = "<split>/ and <split>_all_frames/" if all_frames else "<split>/"
+                raise vos_common.DatasetLayoutError(
+                    f"{root}: found no split folder ({where} for a split in "
+                    f"{', '.join(YOUTUBE_SPLITS)})"
+                )
         return splits
 
-    def _generate_examples(self, split_dir: Path, frame_root: Path, meta: dict):
+    def _generate_examples(self, layout: YoutubeLayout, meta: dict):
         """One example per video listed in meta.json."""
         for vid in sorted(meta):
-            yield vid, _example(split_dir, frame_root, vid, meta[vid])
+            yield vid, _example(layout, vid, meta[vid])
 
 
-def _read_meta(split_dir: Path, frame_root: Path) -> dict:
+def _read_meta(layout: YoutubeLayout) -> dict[str, dict[int, YoutubeObject]]:
     """meta.json's videos, after checking the split's folders; warns about unlisted videos."""
-    meta_path = split_dir / "meta.json"
-    for path, what in (
-        (frame_root, "frame folders <video>/<frame>.jpg"),
-        (split_dir / "Annotations", "annotation folders <video>/<frame>.png"),
-        (meta_path, "the split's meta.json"),
-    ):
-        if not path.exists():
-            raise vos_common.DatasetLayoutError(
-                f"{path}: missing; expected {what} here.\nExpected layout:\n{_EXPECTED}"
-            )
-    try:
-        videos = json.loads(meta_path.read_text())["videos"]
-        if not isinstance(videos, dict):
-            raise TypeError("'videos' is not an object")
-    except (ValueError, KeyError, TypeError) as err:
-        raise vos_common.DatasetLayoutError(
-            f"{meta_path}: expected JSON {{'videos': {{<video>: {{'objects': ...}}}}}} ({err!r})"
-        ) from None
-    unlisted = sorted(p.name for p in frame_root.iterdir() if p.is_dir() and p.name not in videos)
+    meta = layout.meta()
+    unlisted = layout.unlisted_videos(meta)
     if unlisted:  # not an error: the official lists are what the benchmark evaluates
         logging.warning(
             "%s: %d video folder(s) not in %s, skipped: %s",
-            frame_root,
+            layout.frames_root,
             len(unlisted),
-            meta_path,
+            layout.meta_path,
             ", ".join(unlisted[:5]),
         )
-    return {vid: (meta_path, info) for vid, info in videos.items()}
+    return meta
 
 
-def _meta_objects(meta_path: Path, vid: str, info) -> dict[int, dict]:
-    """{id: {'category', 'frames'}} of one video in meta.json (ids may be non-contiguous)."""
-    try:
-        objects = {int(k): v for k, v in info.get("objects", {}).items()}
-        return {
-            k: {"category": str(v.get("category", "")), "frames": sorted(v.get("frames", []))}
-            for k, v in sorted(objects.items())
-        }
-    except (AttributeError, TypeError, ValueError) as err:
-        raise vos_common.DatasetLayoutError(
-            f"{meta_path}: video {vid!r}: expected 'objects': {{<integer id>: {{'category': ..., "
-            f"'frames': [...]}}}} ({err!r})"
-        ) from None
-
-
-def _example(split_dir: Path, frame_root: Path, vid: str, entry: tuple[Path, dict]) -> dict:
+def _example(layout: YoutubeLayout, vid: str, objects: dict[int, YoutubeObject]) -> dict:
     """Read and check one video against meta.json."""
-    meta_path, info = entry
-    objects = _meta_objects(meta_path, vid, info)
-    frame_dir, ann_dir = frame_root / vid, split_dir / "Annotations" / vid
-    if not frame_dir.is_dir():
-        raise vos_common.DatasetLayoutError(
-            f"{frame_dir}: video {vid!r} is listed in {meta_path} but has no frame folder"
-        )
-    if not ann_dir.is_dir():
-        raise vos_common.DatasetLayoutError(
-            f"{ann_dir}: video {vid!r} is listed in {meta_path} but has no annotation folder"
-        )
-    paths = vos_common.list_frames(frame_dir)
+    paths = layout.frame_paths(vid)
     names = [p.stem for p in paths]
-    orphans = sorted(set(p.stem for p in ann_dir.glob("*.png")) - set(names))
+    orphans = sorted(set(p.stem for p in layout.mask_paths(vid)) - set(names))
     if orphans:
         raise vos_common.DatasetLayoutError(
-            f"{ann_dir / (orphans[0] + '.png')}: annotation without a frame in {frame_dir}"
+            f"{layout.mask_path(vid, orphans[0])}: annotation without a frame in "
+            f"{layout.frames_dir(vid)}"
         )
 
     def load_mask(frame: Path, size: tuple[int, int]) -> np.ndarray | None:
-        path = ann_dir / f"{frame.stem}.png"
+        path = layout.mask_path(vid, frame.stem)
         if not path.is_file():  # valid/test: only where an object first appears
             return None
         ids = read_mask(path)
@@ -180,27 +136,27 @@ def _example(split_dir: Path, frame_root: Path, vid: str, entry: tuple[Path, dic
         if unknown:
             raise vos_common.DatasetLayoutError(
                 f"{path}: object id(s) {unknown} are not listed for video {vid!r} in "
-                f"{meta_path} (listed: {sorted(objects)})"
+                f"{layout.meta_path} (listed: {sorted(objects)})"
             )
         return ids
 
     return {
         "name": vid,
         **vos_common.read_video(paths, load_mask),
-        "objects": _objects(objects, names, meta_path, vid),
+        "objects": _objects(objects, names, layout.meta_path, vid),
     }
 
 
-def _objects(objects: dict[int, dict], names: list[str], meta_path: Path, vid: str) -> list:
+def _objects(objects: dict[int, YoutubeObject], names: list[str], meta_path: Path, vid: str):
     """The `objects` feature: id, category and the index of the first frame meta lists."""
     out = []
     for k, obj in objects.items():
-        first = obj["frames"][0] if obj["frames"] else None
+        first = obj.frames[0] if obj.frames else None
         if first is not None and first not in names:
             raise vos_common.DatasetLayoutError(
                 f"{meta_path}: video {vid!r} object {k} starts at frame {first!r}, which is not "
                 "among its frames"
             )
         index = names.index(first) if first is not None else -1
-        out.append({"id": k, "category": obj["category"], "first_frame": index})
+        out.append({"id": k, "category": obj.category, "first_frame": index})
     return out

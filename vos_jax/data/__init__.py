@@ -3,7 +3,6 @@
 from vos_jax.data.synthetic import (
     SyntheticVideo,
     generate_video,
-    read_davis_sequence,
     render_video,
     write_dataset,
 )
@@ -11,7 +10,6 @@ from vos_jax.data.synthetic import (
 __all__ = [
     "SyntheticVideo",
     "generate_video",
-    "read_davis_sequence",
     "render_video",
     "write_dataset",
 ]

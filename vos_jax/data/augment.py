@@ -1,7 +1,7 @@
 """Host-side augmentations for the input pipeline (NumPy + OpenCV, run in grain worker processes).
 
-- ``random_scale_crop`` / ``random_flip`` / ``photometric_jitter``: FEELVOS-style clip augmentation
-  (Voigtlaender et al., CVPR 2019), one transform shared by all T frames of a sample.
+- ``random_scale_crop`` / ``random_flip`` / ``photometric_jitter``: clip augmentation as in
+  Voigtlaender et al. (CVPR 2019), one transform shared by all T frames of a sample.
 - ``simulate_prior``: the previous-mask simulation of MaskTrack (Perazzi, Khoreva et al., CVPR
   2017) and Google's mobile segmentation (2018): per object an empty, affine-warped or
   thin-plate-spline-warped ground truth, dilated by a disk.
@@ -46,8 +46,9 @@ def random_scale_crop(
     rng: np.random.Generator,
     scale_range: tuple[float, float] = (1.0, 1.3),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random rescale + crop (FEELVOS): frames [T, H, W, 3] -> [T, h, w, 3], masks [T, H, W] ->
-    [T, h, w]. Scale 1.0 is the smallest resize that covers out_size (the shorter side fits)."""
+    """Random rescale + crop (Voigtlaender et al.): frames [T, H, W, 3] -> [T, h, w, 3], masks
+    [T, H, W] -> [T, h, w]. Scale 1.0 is the smallest resize that covers out_size (the shorter
+    side fits)."""
     _, height, width = masks.shape
     out_h, out_w = out_size
     scale = max(out_h / height, out_w / width) * rng.uniform(*scale_range)

@@ -1,9 +1,19 @@
-"""Build a TFDS dataset from its manual-download folder (backs `vos-jax build-dataset`)."""
+"""Build a TFDS dataset from its manual-download folder (backs `vos-jax build-dataset`).
+
+The builders' package depends on `vos_jax.io`; vos_jax never imports it (the two packages would
+import each other), so the build runs as its command in a child process.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+_BUILDERS = "tfds_builders"  # run as `python -m`, never imported
+_ERROR = "error: "  # the command's one-line error on bad input (exit code 2)
 
 
 def build_dataset(
@@ -11,31 +21,21 @@ def build_dataset(
 ) -> list[str]:
     """Prepare `name/config` (e.g. davis_vos/2017_480p) under `data_dir`; return its split names.
 
-    Reads the official files in `manual_dir`; downloads nothing. Read the result with
-    `tfds.data_source(f"{name}/{config}", split=..., data_dir=data_dir)` after
-    `import tfds_builders`. A dataset already prepared there is left as is.
+    Reads the official files in `manual_dir`; downloads nothing. A dataset already prepared there
+    is left as is; read it with `vos_jax.data.sources.TfdsVideoSource`. Bad input raises
+    ValueError with the command's one-line error (naming the file and what was expected).
     """
-    import tensorflow_datasets as tfds  # imported late: the CLI's other commands don't need it
-
-    import tfds_builders
-
-    if name not in tfds_builders.BUILDERS:
-        known = ", ".join(sorted(tfds_builders.BUILDERS))
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {known}")
-    builder_cls = tfds_builders.BUILDERS[name]
-    configs = [c.name for c in builder_cls.BUILDER_CONFIGS]
-    if config not in configs:
-        raise ValueError(
-            f"unknown config {config!r} of {name}; choose one of: {', '.join(configs)}"
+    manual, data = (os.fspath(Path(p).expanduser().absolute()) for p in (manual_dir, data_dir))
+    command = [sys.executable, "-m", _BUILDERS, "build", name, "--config", config]
+    command += ["--manual_dir", manual, "--data_dir", data]
+    # Output captured: TFDS's progress bars would otherwise mix with the CLI's one-line errors.
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        errors = [line for line in done.stderr.splitlines() if line.startswith(_ERROR)]
+        if errors:
+            raise ValueError(errors[-1][len(_ERROR) :])
+        raise RuntimeError(
+            f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-4000:]}"
         )
-    manual = Path(manual_dir).expanduser().resolve()
-    if not manual.is_dir():
-        raise tfds_builders.DatasetLayoutError(
-            f"{manual}: manual dir not found.\n{builder_cls.MANUAL_DOWNLOAD_INSTRUCTIONS}"
-        )
-    data = Path(data_dir).expanduser().resolve()
-    builder = builder_cls(config=config, data_dir=os.fspath(data))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual))
-    )
-    return sorted(builder.info.splits.keys())
+    lines = done.stdout.strip().splitlines()
+    return list(json.loads(lines[-1])["splits"])

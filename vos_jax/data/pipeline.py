@@ -46,6 +46,11 @@ class SampleConfig:
             raise ValueError(f"num_frames: a triplet has 3 frames, got {self.num_frames}")
         if self.num_frames < 1 or self.max_objects < 1 or self.max_gap < 1 or self.stride < 1:
             raise ValueError("num_frames, max_objects, max_gap and stride must be >= 1")
+        if self.lucid and self.sampling != "static":
+            raise ValueError(
+                f"lucid: Lucid Data Dreaming dreams from one image (sampling "
+                f"'static'), got sampling {self.sampling!r}"
+            )
 
 
 class MakeSample(grain.transforms.RandomMap):

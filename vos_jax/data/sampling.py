@@ -1,8 +1,8 @@
 """Which frames of a video make a training sample, and which objects it trains on.
 
-- `triplet` (FEELVOS, SPEC section 1): a reference frame, a previous frame and the current frame,
-  previous -> current `1..max_gap` frames apart.
-- `clip` (RVOS, SPEC section 2): T frames at a fixed stride from a random start.
+- `triplet` (Voigtlaender et al. 2019, SPEC section 1): a reference frame, a previous frame and
+  the current frame, previous -> current `1..max_gap` frames apart.
+- `clip` (Ventura et al. 2019, SPEC section 2): T frames at a fixed stride from a random start.
 - `static` (MaskTrack, SPEC section 4): one annotated frame, turned into a pseudo-video by
   augmentation (see `augment.static_pseudo_video`).
 Only annotated frames are sampled. Objects are the ids of the sample's first frame, renumbered
@@ -22,7 +22,7 @@ def triplet_indices(annotated: np.ndarray, max_gap: int, rng: np.random.Generato
 
     Current is any annotated frame but the first; previous an annotated frame 1..max_gap before it
     (the nearest earlier one if none is that close); reference any annotated frame but the current
-    (FEELVOS trains with a random reference, not only frame 0, to see more appearance changes).
+    (the paper trains with a random reference, not only frame 0, to see more appearance changes).
     A video with a single annotated frame gives that frame three times.
     """
     frames = np.flatnonzero(annotated)

@@ -2,7 +2,7 @@
 
 A source is a grain random-access data source (`len`, `[i]`) of `VideoRecord`s. A record holds
 each frame and mask still encoded (bytes) or as a file path, so a sampler decodes only the few
-frames a training sample uses (a FEELVOS triplet needs 3 of a video's 50-100 frames).
+frames a training sample uses (a triplet sample needs 3 of a video's 50-100 frames).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+
+from vos_jax.io.layouts import DavisLayout
 
 Encoded = bytes | Path
 
@@ -56,22 +58,15 @@ def decode_mask(item: Encoded) -> np.ndarray:
 
 
 class DavisFolderSource:
-    """Videos of a DAVIS-layout folder (the official tree, or the built-in synthetic dataset):
-    `JPEGImages/<res>/<seq>/*.jpg`, `Annotations/<res>/<seq>/*.png`, `ImageSets/<year>/<split>.txt`.
-    """
+    """Videos of a DAVIS-layout folder (the official tree, or the built-in synthetic dataset), the
+    split's sequences as listed in `ImageSets/2017/<split>.txt` (see `vos_jax.io.layouts`)."""
 
     def __init__(self, root: str | os.PathLike, split: str = "train", resolution: str = "480p"):
-        root = Path(root)
-        list_file = root / "ImageSets" / "2017" / f"{split}.txt"
-        if not list_file.is_file():
-            raise FileNotFoundError(f"{list_file}: split list not found (one sequence per line)")
+        layout = DavisLayout(Path(root), resolution)
         self._records = []
-        for seq in list_file.read_text().split():
-            frames = sorted((root / "JPEGImages" / resolution / seq).glob("*.jpg"))
-            if not frames:
-                raise FileNotFoundError(f"{root / 'JPEGImages' / resolution / seq}: no frames")
-            mask_dir = root / "Annotations" / resolution / seq
-            masks = [mask_dir / f"{f.stem}.png" for f in frames]
+        for seq in layout.sequences(split):
+            frames = layout.frame_paths(seq)
+            masks = [layout.mask_path(seq, f.stem) for f in frames]
             self._records.append(
                 VideoRecord(seq, tuple(frames), tuple(m if m.is_file() else None for m in masks))
             )
@@ -83,21 +78,37 @@ class DavisFolderSource:
         return self._records[index]
 
 
+def _check_prepared(name: str, data_dir: Path) -> None:
+    """Fail with a message naming the folder if `name` was never built into `data_dir` (TFDS
+    would answer with its list of every dataset it knows)."""
+    folder = data_dir / name.partition(":")[0]
+    if not any(folder.rglob("dataset_info.json")):
+        raise FileNotFoundError(
+            f"{folder}: no prepared TFDS dataset {name!r} there; build it with "
+            "`vos-jax build-dataset`"
+        )
+
+
 class TfdsVideoSource:
-    """Videos of a dataset built by our TFDS builders (`davis_vos`, `youtube_vos`), read with
-    `tfds.data_source` (array_record, no TensorFlow). Frames and masks are fetched encoded."""
+    """Videos of a dataset built by the TFDS builders (`davis_vos`, `youtube_vos`), read with
+    `tfds.data_source` (array_record, no TensorFlow). Frames and masks are fetched encoded.
+
+    The builders need not be imported: TFDS reads a prepared dataset from its files in `data_dir`.
+    """
 
     def __init__(self, name: str, split: str, data_dir: str | os.PathLike):
         import tensorflow_datasets as tfds
 
-        from tfds_builders import RawBytes  # importing registers the builders
+        from vos_jax.data.tfds_decoders import RawBytes
 
+        _check_prepared(name, Path(data_dir))
         raw = RawBytes()  # tfds' SkipDecoding has no data_source path for Sequence(Image)
         self._source = tfds.data_source(
             name,
             split=split,
             data_dir=os.fspath(data_dir),
             decoders={"frames": raw, "masks": raw},
+            download=False,
         )
 
     def __len__(self) -> int:

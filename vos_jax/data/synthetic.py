@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vos_jax.io.masks import read_mask, write_mask
+from vos_jax.io.layouts import TASKS, DavisLayout, YoutubeLayout
+from vos_jax.io.masks import write_mask
 
 CATEGORIES = ("ellipse", "polygon", "blob")
 TEXTURES = ("noise", "stripes", "spots")
@@ -373,35 +374,37 @@ def _write_davis(root: Path, render: Callable[[int, bool], SyntheticVideo], n: i
     masks also go to `Annotations_unsupervised` (the unsupervised protocol's ground truth: here
     the labelled objects are exactly the salient ones; the distractor stays background)."""
     names = [f"synth-{i:03d}" for i in range(n)]
+    layout = DavisLayout(root, "480p")
     for i, name in enumerate(names):
         video = render(i, False)
         for t, (frame, mask) in enumerate(zip(video.frames, video.masks, strict=True)):
-            _save_jpeg(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", frame)
-            for folder in ("Annotations", "Annotations_unsupervised"):
-                write_mask(root / folder / "480p" / name / f"{t:05d}.png", mask)
+            _save_jpeg(layout.frames_dir(name) / f"{t:05d}.jpg", frame)
+            for task in TASKS:
+                write_mask(layout.mask_path(name, f"{t:05d}", task), mask)
     for year in ("2016", "2017"):
-        (root / "ImageSets" / year).mkdir(parents=True, exist_ok=True)
         for split, split_names in (("train", names[:n_train]), ("val", names[n_train:])):
-            text = "".join(f"{name}\n" for name in split_names)
-            (root / "ImageSets" / year / f"{split}.txt").write_text(text)
+            path = layout.image_set_path(split, year)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(f"{name}\n" for name in split_names))
 
 
-def _write_youtube_video(split_dir: Path, vid: str, video: SyntheticVideo, valid: bool) -> dict:
+def _write_youtube_video(
+    layout: YoutubeLayout, vid: str, video: SyntheticVideo, valid: bool
+) -> dict:
     """One YouTube-VOS video: frames, annotations (all, or first appearances in valid) -> meta."""
     k = len(video.categories)
     names = [f"{5 * t:05d}" for t in range(len(video.frames))]  # every 5th frame of 30 fps
     visible = object_areas(video.masks, k) > 0  # [T, K]
     first = visible.argmax(0)  # every object is visible in some frame (checked when rendering)
     for name, frame in zip(names, video.frames, strict=True):
-        _save_jpeg(split_dir / "JPEGImages" / vid / f"{name}.jpg", frame)
-    ann = split_dir / "Annotations" / vid
+        _save_jpeg(layout.frames_dir(vid) / f"{name}.jpg", frame)
     if valid:  # as in YouTube-VOS valid: a mask only where objects first appear, holding only them
         for t in sorted(set(first.tolist())):
             new = np.isin(video.masks[t], np.flatnonzero(first == t) + 1)
-            write_mask(ann / f"{names[t]}.png", np.where(new, video.masks[t], 0))
+            write_mask(layout.mask_path(vid, names[t]), np.where(new, video.masks[t], 0))
     else:
         for name, mask in zip(names, video.masks, strict=True):
-            write_mask(ann / f"{name}.png", mask)
+            write_mask(layout.mask_path(vid, name), mask)
     objects = {}
     for i in range(k):
         frames = names[first[i] :] if valid else [names[t] for t in np.flatnonzero(visible[:, i])]
@@ -416,13 +419,13 @@ def _write_youtube(root: Path, render: Callable[[int, bool], SyntheticVideo], n:
         split = "train" if i < n_train else "valid"
         vid = f"synth{i:03d}"
         metas[split][vid] = _write_youtube_video(
-            root / split, vid, render(i, True), split == "valid"
+            YoutubeLayout(root, split), vid, render(i, True), split == "valid"
         )
     for split, videos in metas.items():
-        for sub in ("JPEGImages", "Annotations"):  # present even for an empty split
-            (root / split / sub).mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"videos": videos}, indent=2) + "\n"
-        (root / split / "meta.json").write_text(text)
+        layout = YoutubeLayout(root, split)
+        for folder in (layout.frames_root, layout.annotations_root):  # even for an empty split
+            folder.mkdir(parents=True, exist_ok=True)
+        layout.meta_path.write_text(json.dumps({"videos": videos}, indent=2) + "\n")
 
 
 def write_dataset(
@@ -455,18 +458,3 @@ def write_dataset(
     writer = _write_davis if fmt == "davis" else _write_youtube
     writer(root, render, int(num_videos), n_train)
     return root
-
-
-def read_davis_sequence(root: str | os.PathLike, seq: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read a DAVIS-layout sequence -> frames uint8 [T, H, W, 3], masks uint8 [T, H, W]."""
-    image_dir = Path(root) / "JPEGImages" / "480p" / seq
-    paths = sorted(image_dir.glob("*.jpg"))
-    if not paths:
-        raise FileNotFoundError(f"{image_dir}: no .jpg frames")
-    frames = []
-    for path in paths:
-        with Image.open(path) as image:
-            frames.append(np.asarray(image.convert("RGB")))
-    ann_dir = Path(root) / "Annotations" / "480p" / seq
-    masks = [read_mask(ann_dir / f"{path.stem}.png") for path in paths]
-    return np.stack(frames), np.stack(masks)

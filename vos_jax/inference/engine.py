@@ -1,35 +1,58 @@
-"""Propagate a video with any family's `(init, step)` pair.
+"""Propagate a video with any family's `(init, step)` pair (`families.propagator.Propagator`).
 
-A family provides two pure functions over an explicit state pytree (DESIGN "Inference engine"):
-`init(frame [B,H,W,3], masks [B,H,W] slot ids, valid [B,O]) -> state` and
-`step(state, frame, masks, new [B,O]) -> (state, probs [B,H,W,O])`, where `masks`/`new` hand over
-objects that first appear in this frame (YouTube-VOS). Objects live on a static, padded slot axis O
-(slot 0 = background), so one compilation serves every video of a frame size and any object count
-up to the maximum. Two drivers: `propagate` streams frames one by one in constant device memory;
-`propagate_clip` runs a fixed-length clip under `lax.scan` (benchmarks, training-time rollouts).
+Two drivers: `propagate` (and `propagate_free` for unsupervised models) streams frames one by one
+in constant device memory and yields a `FrameResult` per frame; `propagate_clip` runs a
+fixed-length clip under `lax.scan` (benchmarks, training-time rollouts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vos_jax.families.propagator import Prediction, Propagator
+
+__all__ = ["FrameResult", "ObjectSlots", "Propagator", "propagate", "propagate_clip"]
+
 
 @dataclass(frozen=True)
-class Propagator:
-    """A family's jitted `init` and `step` (see the module docstring)."""
+class FrameResult:
+    """The engine's record of one frame: labels, and per object (in `ids` order) a score and,
+    from trackers, boxes."""
 
-    init: Callable
-    step: Callable
-    max_objects: int  # foreground slots; arrays have max_objects + 1
-    reference_frames: int | None = None  # how many frames may bring objects (None: any)
-    # Unsupervised (zero-shot) models take no masks: `init` only sets up the state, `step` runs on
-    # every frame, frame 0 included, and slot k is the k-th discovered object (`propagate_free`).
-    unsupervised: bool = False
+    labels: np.ndarray  # [H, W] uint8 object ids (0 background)
+    ids: tuple[int, ...]  # the object ids in slot order (slots 1..n)
+    scores: np.ndarray  # [n] float32 per-object confidence (1.0 where the object was given)
+    boxes: np.ndarray | None = None  # [n, 4] axis-aligned (x0, y0, x1, y1), pixels
+    rotated: np.ndarray | None = None  # [n, 4, 2] rotated box corners (x, y)
+
+
+def _slot_scores(prediction: Prediction) -> jax.Array:
+    """[B, O + 1] per-slot scores: the family's, else the highest probability of each slot."""
+    if prediction.scores is not None:
+        return prediction.scores
+    return jnp.max(prediction.probs, axis=(1, 2))
+
+
+def _record(prediction: Prediction, ids: list[int], labels: np.ndarray) -> FrameResult:
+    """Batch element 0 of a prediction, restricted to the slots in use."""
+    n = len(ids)
+    take = lambda x: None if x is None else np.asarray(x[0, 1 : n + 1])  # noqa: E731
+    return FrameResult(
+        labels=labels,
+        ids=tuple(ids),
+        scores=np.asarray(_slot_scores(prediction)[0, 1 : n + 1], np.float32),
+        boxes=take(prediction.boxes),
+        rotated=take(prediction.rotated),
+    )
+
+
+def _given(ids: list[int], labels: np.ndarray) -> FrameResult:
+    return FrameResult(labels=labels, ids=tuple(ids), scores=np.ones(len(ids), np.float32))
 
 
 class ObjectSlots:
@@ -64,13 +87,20 @@ class ObjectSlots:
         return np.asarray([0, *self.ids], np.uint8)[slots]
 
 
+def _check_frame(t: int, frame: np.ndarray, shape, given: np.ndarray | None) -> None:
+    if shape is not None and frame.shape != shape:
+        raise ValueError(f"frame {t} has shape {frame.shape}, frame 0 had {shape}")
+    if given is not None and given.shape != frame.shape[:2]:
+        raise ValueError(f"mask of frame {t} is {given.shape}, frames are {frame.shape[:2]}")
+
+
 def propagate(
     propagator: Propagator,
     frames: Iterable[np.ndarray],
     first_mask: np.ndarray,
     later_masks: dict[int, np.ndarray] | None = None,
-) -> Iterator[np.ndarray]:
-    """Segment a video frame by frame; yields each frame's [H, W] uint8 map of object ids.
+) -> Iterator[FrameResult]:
+    """Segment a video frame by frame; yields a `FrameResult` per frame.
 
     `frames`: [H, W, 3] uint8 arrays (any iterable: a video is never held in memory);
     `first_mask`: [H, W] ids of frame 0 (all-background is valid: nothing to track until an
@@ -79,52 +109,49 @@ def propagate(
     """
     later_masks = later_masks or {}
     slots = ObjectSlots(propagator.max_objects)
-    shape = None
-    state = None
-    arrivals = 0  # frames that brought objects (each takes a reference slot)
+    state, shape, arrivals = None, None, 0  # arrivals: frames that brought objects
     for t, frame in enumerate(frames):
         frame = np.asarray(frame)
-        if shape is None:
-            shape = frame.shape
-        elif frame.shape != shape:
-            raise ValueError(f"frame {t} has shape {frame.shape}, frame 0 had {shape}")
         given = first_mask if t == 0 else later_masks.get(t)
-        if given is not None and given.shape != shape[:2]:
-            raise ValueError(f"mask of frame {t} is {given.shape}, frames are {shape[:2]}")
+        _check_frame(t, frame, shape, given)
+        shape = frame.shape
         new = slots.add(given) if given is not None else np.zeros(slots.max_objects + 1, bool)
         arrivals += bool(new.any()) or t == 0
-        if propagator.reference_frames is not None and arrivals > propagator.reference_frames:
+        limit = propagator.max_arrival_frames
+        if limit is not None and arrivals > limit:
             raise ValueError(
-                f"frame {t} brings new objects but all {propagator.reference_frames} reference "
-                "frames are taken; raise max_reference_frames"
+                f"frame {t} brings new objects, but the model keeps at most {limit} frames with "
+                "given objects; raise that limit in its inference options"
             )
         given_slots = slots.to_slots(given) if given is not None else np.zeros(shape[:2], np.int32)
         batch = (frame[None], given_slots[None], new[None])
         if state is None:
             state = propagator.init(*batch)
-            yield slots.to_ids(given_slots)
+            yield _given(slots.ids, slots.to_ids(given_slots))
             continue
-        state, probs = propagator.step(state, *batch)
-        yield slots.to_ids(np.asarray(jnp.argmax(probs[0], axis=-1)))
+        state, prediction = propagator.step(state, *batch)
+        labels = slots.to_ids(np.asarray(jnp.argmax(prediction.probs[0], axis=-1)))
+        yield _record(prediction, slots.ids, labels)
 
 
-def propagate_free(propagator: Propagator, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """Segment a video with an unsupervised propagator, frame by frame; yields each frame's
-    [H, W] uint8 map of discovered objects (slot k -> id k, 0 background)."""
+def propagate_free(propagator: Propagator, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
+    """Segment a video with an unsupervised propagator, frame by frame; yields a `FrameResult`
+    per frame whose labels are the discovered objects (slot k -> id k, 0 background)."""
     if not propagator.unsupervised:
         raise ValueError("propagate_free needs an unsupervised (zero-shot) propagator")
     state, shape = None, None
+    slot_ids = list(range(1, propagator.max_objects + 1))
     for t, frame in enumerate(frames):
         frame = np.asarray(frame)
-        shape = shape or frame.shape
-        if frame.shape != shape:
-            raise ValueError(f"frame {t} has shape {frame.shape}, frame 0 had {shape}")
+        _check_frame(t, frame, shape, None)
+        shape = frame.shape
         empty = np.zeros((1, *shape[:2]), np.int32)
         none = np.zeros((1, propagator.max_objects + 1), bool)
         if state is None:
             state = propagator.init(frame[None], empty, none)
-        state, probs = propagator.step(state, frame[None], empty, none)
-        yield np.asarray(jnp.argmax(probs[0], axis=-1)).astype(np.uint8)
+        state, prediction = propagator.step(state, frame[None], empty, none)
+        labels = np.asarray(jnp.argmax(prediction.probs[0], axis=-1)).astype(np.uint8)
+        yield _record(prediction, slot_ids, labels)
 
 
 def propagate_clip(propagator: Propagator, frames, first_masks, valid):
@@ -135,7 +162,8 @@ def propagate_clip(propagator: Propagator, frames, first_masks, valid):
     empty = jnp.zeros_like(first_masks)
 
     def body(state, frame):
-        return propagator.step(state, frame, empty, none_new)
+        state, prediction = propagator.step(state, frame, empty, none_new)
+        return state, prediction.probs
 
     _, probs = jax.lax.scan(body, state, jnp.swapaxes(frames[:, 1:], 0, 1))
     return jnp.swapaxes(probs, 0, 1)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from vos_jax.inference.engine import Propagator, propagate, propagate_free
+from vos_jax.io.layouts import DavisLayout
 from vos_jax.io.masks import read_mask, write_mask
 from vos_jax.io.video import OverlayWriter, frame_names, read_frames
 
@@ -62,10 +63,10 @@ def segment_video(
     else:
         results = propagate(propagator, for_engine, first, given)
     try:
-        for name, frame, ids in zip(names, for_overlay, results, strict=True):
-            write_mask(out_dir / f"{name}.png", ids)
+        for name, frame, result in zip(names, for_overlay, results, strict=True):
+            write_mask(out_dir / f"{name}.png", result.labels)
             if writer:
-                writer.write(frame, ids)
+                writer.write(frame, result.labels)
     finally:
         if writer:
             writer.close()
@@ -82,20 +83,8 @@ def segment_davis(
 ) -> None:
     """Segment DAVIS sequences from their first-frame annotation (none for an unsupervised
     propagator) into `results_dir/<seq>/`."""
-    root = Path(davis_root)
+    layout = DavisLayout(Path(davis_root), resolution)
     for seq in sequences:
-        if propagator.unsupervised:
-            frames = root / "JPEGImages" / resolution / seq
-            segment_video(propagator, frames, None, Path(results_dir) / seq, overwrite=overwrite)
-            continue
-        first = root / "Annotations" / resolution / seq
-        first_mask = sorted(first.glob("*.png"))
-        if not first_mask:
-            raise FileNotFoundError(f"{first}: no first-frame annotation for {seq!r}")
-        segment_video(
-            propagator,
-            root / "JPEGImages" / resolution / seq,
-            first_mask[0],
-            Path(results_dir) / seq,
-            overwrite=overwrite,
-        )
+        first = None if propagator.unsupervised else layout.first_mask_path(seq)
+        out = Path(results_dir) / seq
+        segment_video(propagator, layout.frames_dir(seq), first, out, overwrite=overwrite)

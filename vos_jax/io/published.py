@@ -1,5 +1,5 @@
-"""Published checkpoints: variables + model config + metrics + model card, loadable in one call
-with no training code.
+"""Published checkpoints: variables + model config + metrics + model card, readable in one call
+with no training code (`families.load_model` builds the model from them).
 
 Layout of a checkpoint folder:
     model.json     {"family", "variant", "kwargs", "metrics", "created"}
@@ -14,11 +14,20 @@ import json
 import os
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
-from vos_jax.families import build_model
+
+def _to_json(key: str, value):
+    return np.dtype(value).name if key == "dtype" else value
+
+
+def _from_json(key: str, value):
+    if key == "dtype":
+        import jax.numpy as jnp  # a dtype name -> the JAX dtype (bfloat16 is not NumPy's)
+
+        return jnp.dtype(value)
+    return tuple(value) if isinstance(value, list) else value  # JSON has no tuples
 
 
 def save_model(
@@ -30,11 +39,11 @@ def save_model(
     metrics: dict | None = None,
     card: str = "",
 ) -> Path:
-    """Write a checkpoint folder; refuses to replace an existing one (never lose a checkpoint)."""
+    """Write a checkpoint folder; refuses to replace an existing one (never lose a checkpoint).
+    `kwargs`: the model's constructor arguments beyond its variant's."""
     path = Path(path).expanduser().absolute()  # orbax wants absolute paths
     if path.exists():
         raise FileExistsError(f"{path}: already exists; choose a new checkpoint folder")
-    _, used = build_model(family, variant, **(kwargs or {}))  # validates before writing
     path.mkdir(parents=True)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(path / "variables", variables)
@@ -42,7 +51,7 @@ def save_model(
     meta = {
         "family": family,
         "variant": variant,
-        "kwargs": {k: (jnp.dtype(v).name if k == "dtype" else v) for k, v in used.items()},
+        "kwargs": {k: _to_json(k, v) for k, v in (kwargs or {}).items()},
         "metrics": metrics or {},
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -51,8 +60,9 @@ def save_model(
     return path
 
 
-def load_model(path: str | os.PathLike):
-    """-> (model, variables, meta) of a checkpoint folder written by `save_model`."""
+def read_model(path: str | os.PathLike) -> tuple[dict, dict]:
+    """-> (meta with constructor kwargs decoded, variables as host arrays) of a folder written
+    by `save_model`."""
     path = Path(path).expanduser().absolute()
     meta_file = path / "model.json"
     if not meta_file.is_file():
@@ -60,10 +70,6 @@ def load_model(path: str | os.PathLike):
             f"{path}: not a vos-jax checkpoint (expected model.json, README.md and variables/)"
         )
     meta = json.loads(meta_file.read_text())
-    kwargs = {k: (jnp.dtype(v) if k == "dtype" else v) for k, v in meta["kwargs"].items()}
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()}  # JSON lists
-    model, _ = build_model(meta["family"], meta["variant"], **kwargs)
-    checkpointer = ocp.StandardCheckpointer()
-    variables = checkpointer.restore(path / "variables")
-    variables = jax.tree.map(jnp.asarray, variables)
-    return model, variables, meta
+    meta["kwargs"] = {k: _from_json(k, v) for k, v in meta["kwargs"].items()}
+    variables = ocp.StandardCheckpointer().restore(path / "variables")
+    return meta, variables

@@ -1,9 +1,8 @@
 """Evaluate a results folder against a DAVIS ground-truth folder, as the official toolkit does.
 
-Folder conventions of davis2017-evaluation: ground truth in `<root>/Annotations/<res>/<seq>/`
-(semi-supervised) or `<root>/Annotations_unsupervised/<res>/<seq>/` (unsupervised), sequence lists
-in `<root>/ImageSets/2017/<set>.txt`, results in `<results>/<seq>/<frame>.png` (palette PNGs named
-like the ground truth). Frames (JPEGImages) are not needed. Every input is checked before anything
+Folder conventions of davis2017-evaluation: the ground truth and sequence lists of a DAVIS folder
+(`vos_jax.io.layouts.DavisLayout`), results in `<results>/<seq>/<frame>.png` (palette PNGs named
+like the ground truth). Frames are not needed. Every input is checked before anything
 is computed, and sequences are evaluated in parallel worker processes.
 """
 
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vos_jax.io.layouts import DavisLayout, LayoutError
 from vos_jax.io.masks import MaskFileError, read_mask
 from vos_jax.metrics import davis
 from vos_jax.metrics.temporal import t_mean, temporal_stability
@@ -39,31 +39,26 @@ class ObjectScores:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def annotation_dir(davis_root: Path, task: str, resolution: str) -> Path:
-    folder = "Annotations" if task == "semi-supervised" else "Annotations_unsupervised"
-    return Path(davis_root) / folder / resolution
-
-
 def list_sequences(
     davis_root: Path, task: str, subset: str, resolution: str, sequences: list[str] | None
 ) -> list[str]:
     """The sequences to evaluate: `sequences` if given, else the ImageSets/2017/<set>.txt list."""
-    gt_dir = annotation_dir(davis_root, task, resolution)
+    layout = DavisLayout(Path(davis_root), resolution)
+    gt_dir = layout.annotations_root(task)
     if not gt_dir.is_dir():
         raise EvaluationInputError(
             f"{gt_dir}: ground-truth folder not found (expected <seq>/*.png)"
         )
     if not sequences:
-        list_file = Path(davis_root) / "ImageSets" / "2017" / f"{subset}.txt"
-        if not list_file.is_file():
-            raise EvaluationInputError(
-                f"{list_file}: sequence list not found (expected one sequence name per line)"
-            )
-        sequences = [s.strip() for s in list_file.read_text().splitlines() if s.strip()]
+        try:
+            sequences = layout.sequences(subset)
+        except LayoutError as err:
+            raise EvaluationInputError(str(err)) from None
     for seq in sequences:
-        if not sorted((gt_dir / seq).glob("*.png")):
+        if not layout.mask_paths(seq, task):
             raise EvaluationInputError(
-                f"{gt_dir / seq}: unknown sequence '{seq}' (no ground-truth PNGs there)"
+                f"{layout.annotations_dir(seq, task)}: unknown sequence '{seq}' "
+                "(no ground-truth PNGs there)"
             )
     return list(sequences)
 
@@ -88,10 +83,10 @@ def _read_stack(paths: list[Path], allow_grayscale: bool, shape=None) -> np.ndar
     return np.stack(masks)
 
 
-def load_sequence(gt_dir: Path, results_dir: Path, seq: str, task: str):
+def load_sequence(layout: DavisLayout, results_dir: Path, seq: str, task: str):
     """-> (gt ids [T, H, W], result ids [T', H, W] for the frames the protocol evaluates, and the
     paths of those result files)."""
-    gt_paths = sorted((gt_dir / seq).glob("*.png"))
+    gt_paths = layout.mask_paths(seq, task)
     # DAVIS 2016 ground truth is grayscale 0/255 (one object); 2017 is palette ids.
     gt = _read_stack(gt_paths, allow_grayscale=True)
     frames = gt_paths[1:-1] if task == "semi-supervised" else gt_paths
@@ -107,10 +102,10 @@ def load_sequence(gt_dir: Path, results_dir: Path, seq: str, task: str):
 
 
 def evaluate_sequence(
-    gt_dir: Path, results_dir: Path, seq: str, task: str, metrics: tuple[str, ...]
+    layout: DavisLayout, results_dir: Path, seq: str, task: str, metrics: tuple[str, ...]
 ) -> list[ObjectScores]:
     """All ground-truth objects of one sequence, named `<seq>_<k>` in the toolkit's order."""
-    gt, results, result_paths = load_sequence(gt_dir, results_dir, seq, task)
+    gt, results, result_paths = load_sequence(layout, results_dir, seq, task)
     try:
         if task == "semi-supervised":
             scores = davis.evaluate_semisupervised(gt, results)
@@ -168,10 +163,10 @@ def evaluate(
         raise EvaluationInputError(f"--metrics: expected a subset of J,F,T, got {metrics!r}")
     results_dir = Path(results)
     _check_results_dir(results_dir)
-    gt_dir = annotation_dir(Path(davis_root), task, resolution)
+    layout = DavisLayout(Path(davis_root), resolution)
     seqs = list_sequences(Path(davis_root), task, subset, resolution, sequences)
     workers = min(workers or os.cpu_count() or 1, len(seqs))
-    args = [(gt_dir, results_dir, seq, task, tuple(metrics)) for seq in seqs]
+    args = [(layout, results_dir, seq, task, tuple(metrics)) for seq in seqs]
     if workers <= 1:
         per_seq = [evaluate_sequence(*a) for a in args]
     else:
@@ -180,7 +175,7 @@ def evaluate(
         context.set_forkserver_preload([__name__])  # workers fork with this module imported
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
             # Longest sequences first, so that no worker is left with a long one at the end.
-            order = sorted(args, key=lambda a: -len(list((gt_dir / a[2]).glob("*.png"))))
+            order = sorted(args, key=lambda a: -len(layout.mask_paths(a[2], task)))
             scores = pool.map(evaluate_sequence, *zip(*order, strict=True))
             done = dict(zip(order, scores, strict=True))
             per_seq = [done[a] for a in args]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vos_jax.metrics.evaluation import ObjectScores
+from vos_jax.metrics.evaluation import EvaluationInputError, ObjectScores
 
 _STATS = {"Mean": "M", "Recall": "R", "Decay": "D"}
 
@@ -29,6 +29,15 @@ def output_paths(output_dir: str | os.PathLike, subset: str) -> list[Path]:
         out / f"per-sequence_results-{subset}.csv",
         out / f"results-{subset}.json",
     ]
+
+
+def refuse_existing(output_dir: str | os.PathLike, subset: str, overwrite: bool) -> None:
+    """Raise EvaluationInputError if an output of an evaluation exists and may not be replaced."""
+    existing = [p for p in output_paths(output_dir, subset) if p.exists()]
+    if existing and not overwrite:
+        raise EvaluationInputError(
+            f"{existing[0]}: already exists; pass --overwrite to replace it or --output DIR"
+        )
 
 
 def _mean(values: list[float]) -> float:

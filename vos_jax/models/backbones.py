@@ -23,7 +23,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from vos_jax.models.layers import (
     BN_EPSILON,
@@ -35,7 +35,7 @@ from vos_jax.models.layers import (
 )
 
 Dtype = Any
-Taps = dict[str, Float[Array, "B h w C"]]
+Taps = dict[str, Float[Array, "B _h _w _C"]]  # sizes differ per tap (`_`: names, not checked)
 
 RESNETS = {  # torchvision depths
     "resnet18": dict(stage_sizes=(2, 2, 2, 2), bottleneck=False),
@@ -152,7 +152,7 @@ class ResNet(nn.Module):
         return cls(**{**RESNETS[name], **kwargs})
 
     @nn.compact
-    def __call__(self, x: Float[Array, "B H W 3"], train: bool = False) -> Taps:
+    def __call__(self, x: Float[ArrayLike, "B H W 3"], train: bool = False) -> Taps:
         x = _conv(self.width, 7, self.dtype, "conv1", strides=2)(x)
         x = nn.relu(_norm(train, self.dtype, "bn1")(x))
         taps = {"stem": x}

@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Integer, UInt8
 
 from vos_jax.dtypes import accumulation_dtype
 from vos_jax.models.backbones import make_backbone
@@ -125,7 +125,7 @@ class ObjectHead(nn.Module):
         self,
         features: Float[Array, "N h w C"],
         maps: Float[Array, "N h w 3"],
-        valid: Bool[Array, " N"],
+        valid: Bool[ArrayLike, " N"],
     ) -> Float[Array, "N h w"]:
         x = jnp.concatenate([features, maps.astype(features.dtype)], axis=-1)
         mask = valid[:, None, None, None]
@@ -188,7 +188,7 @@ class Feelvos(nn.Module):
         )
         self.embedding = EmbeddingHead(self.embedding_dim, dtype=self.dtype)
 
-    def _normalise(self, frames: Array) -> Array:
+    def _normalise(self, frames: ArrayLike) -> Array:
         x = frames.astype(accumulation_dtype(self.dtype))
         if frames.dtype == jnp.uint8:
             x = x / 255.0
@@ -196,7 +196,9 @@ class Feelvos(nn.Module):
         return x.astype(self.dtype)
 
     def features(
-        self, frames: Float[Array, "*B H W 3"] | Int[Array, "*B H W 3"], train: bool = False
+        self,
+        frames: Float[ArrayLike, "*B H W 3"] | UInt8[ArrayLike, "*B H W 3"],
+        train: bool = False,
     ) -> tuple[Float[Array, "*B h w C"], Float[Array, "*B h w D"]]:
         """Frames (float in [0, 1] or uint8, any leading dims, e.g. [B, T]) -> stride-4 decoder
         features (compute dtype) and embeddings (float32), h = ceil(H / 4), w = ceil(W / 4)."""
@@ -214,7 +216,7 @@ class Feelvos(nn.Module):
         global_map: Float[Array, "B h w O"],
         local_map: Float[Array, "B h w O"],
         previous_probs: Float[Array, "B h w O"],
-        object_valid: Bool[Array, "B O"],
+        object_valid: Bool[ArrayLike, "B O"],
         train: bool = False,
     ) -> Float[Array, "B h w O"]:
         """Per-object logits from the dynamic segmentation head, weights shared over objects
@@ -237,7 +239,10 @@ class Feelvos(nn.Module):
         return jnp.where(object_valid[:, None, None, :], logits, NEG_LOGIT)
 
     def __call__(
-        self, frames: Float[Array, "B H W 3"], num_objects: int = 1, train: bool = False
+        self,
+        frames: Float[ArrayLike, "B H W 3"] | UInt8[ArrayLike, "B H W 3"],
+        num_objects: int = 1,
+        train: bool = False,
     ) -> tuple[Float[Array, "B h w O"], Float[Array, "B h w D"]]:
         """Runs `features` and `segment` with zero maps, so that `init` creates every variable:
         `model.init(key, frames, num_objects=O)`. Returns (logits, embeddings)."""
@@ -248,7 +253,7 @@ class Feelvos(nn.Module):
 
 
 def probabilities(
-    logits: Float[Array, "B h w O"], object_valid: Bool[Array, "B O"]
+    logits: Float[Array, "B h w O"], object_valid: Bool[ArrayLike, "B O"]
 ) -> Float[Array, "B h w O"]:
     """Softmax over objects in float32 (at least); padded objects get probability 0."""
     logits = logits.astype(accumulation_dtype(logits.dtype))
@@ -256,7 +261,7 @@ def probabilities(
     return jax.nn.softmax(logits, axis=-1)
 
 
-def to_feature_grid(ids: Int[Array, "*B H W"]) -> Int[Array, "*B h w"]:
+def to_feature_grid(ids: Integer[ArrayLike, "*B H W"]) -> Integer[ArrayLike, "*B h w"]:
     """Full-resolution maps (object ids) -> the stride-4 grid: sample j is pixel 4j, where
     `features` centres its outputs (h = ceil(H / 4), like the features)."""
     return ids[..., ::FEATURE_STRIDE, ::FEATURE_STRIDE]
@@ -268,7 +273,7 @@ def upsample(x: Float[Array, "B h w O"], size: tuple[int, int]) -> Float[Array, 
 
 
 def predict_labels(
-    logits: Float[Array, "B h w O"], object_valid: Bool[Array, "B O"], size: tuple[int, int]
+    logits: Float[Array, "B h w O"], object_valid: Bool[ArrayLike, "B O"], size: tuple[int, int]
 ) -> Int[Array, "B H W"]:
     """FEELVOS inference output: softmax over objects -> upsample -> argmax (int32 object ids)."""
     probs = upsample(probabilities(logits, object_valid), size)

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from vos_jax.dtypes import accumulation_dtype
 
@@ -49,7 +49,7 @@ class MaskedBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: Float[Array, "*B C"], mask: Bool[Array, "*#B 1"] | None = None
+        self, x: Float[Array, "*B C"], mask: Bool[ArrayLike, "*#B 1"] | None = None
     ) -> Float[Array, "*B C"]:
         features = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
@@ -210,7 +210,10 @@ class ConvBNReLU(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: Float[Array, "B H W C"], train: bool, mask: Bool[Array, "#B 1 1 1"] | None = None
+        self,
+        x: Float[Array, "B H W C"],
+        train: bool,
+        mask: Bool[ArrayLike, "#B 1 1 1"] | None = None,
     ) -> Float[Array, "B h w F"]:
         k = self.kernel_size
         if self.groups > 1 and self.groups == self.features == x.shape[-1]:
@@ -261,7 +264,10 @@ class SeparableConv(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: Float[Array, "B H W C"], train: bool, mask: Bool[Array, "#B 1 1 1"] | None = None
+        self,
+        x: Float[Array, "B H W C"],
+        train: bool,
+        mask: Bool[ArrayLike, "#B 1 1 1"] | None = None,
     ) -> Float[Array, "B h w F"]:
         common = dict(
             use_bn=self.use_bn,

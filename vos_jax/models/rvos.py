@@ -2,7 +2,7 @@
 CVPR 2019) as a Flax Linen module exposing its stages (SPEC section 2).
 
 The model holds no video state: `features` encodes frames, `decode` segments every object slot of
-one frame given the previous frame's state, which the caller carries (inference/rvos.py scans it
+one frame given the previous frame's state, which the caller carries (families/rvos.py scans it
 over frames, for inference and training alike):
 
     model = Rvos.variant("tiny", one_shot=True)
@@ -22,8 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, UInt8
 
 from vos_jax.dtypes import accumulation_dtype
 from vos_jax.models.backbones import make_backbone
@@ -54,7 +55,31 @@ VARIANTS: dict[str, dict[str, Any]] = {
     ),
 }
 
-State = tuple[Float[Array, "O B h w K"], ...]  # each slot's 4 cell hidden states of the last frame
+# The 4 levels, coarse to fine (strides 32, 16, 8, 4): each its own size, hence 4-tuples.
+Skips = tuple[
+    Float[Array, "B h0 w0 C0"],
+    Float[Array, "B h1 w1 C1"],
+    Float[Array, "B h2 w2 C2"],
+    Float[Array, "B h3 w3 C3"],
+]
+SkipShapes = tuple[  # Skips, or their shapes only (`jax.eval_shape` of `Rvos.features`)
+    Float[Array | jax.ShapeDtypeStruct, "B h0 w0 C0"],
+    Float[Array | jax.ShapeDtypeStruct, "B h1 w1 C1"],
+    Float[Array | jax.ShapeDtypeStruct, "B h2 w2 C2"],
+    Float[Array | jax.ShapeDtypeStruct, "B h3 w3 C3"],
+]
+State = tuple[  # each slot's 4 cell hidden states of the last frame, at the skips' sizes
+    Float[Array, "O B h0 w0 K0"],
+    Float[Array, "O B h1 w1 K1"],
+    Float[Array, "O B h2 w2 K2"],
+    Float[Array, "O B h3 w3 K3"],
+]
+MaskPyramid = tuple[
+    Float[Array, "O B h0 w0 1"],
+    Float[Array, "O B h1 w1 1"],
+    Float[Array, "O B h2 w2 1"],
+    Float[Array, "O B h3 w3 1"],
+]
 
 
 class RvosEncoder(nn.Module):
@@ -85,7 +110,7 @@ class RvosEncoder(nn.Module):
             for n in names
         ]
 
-    def __call__(self, x: Float[Array, "B H W 3"], train: bool = False) -> tuple[Array, ...]:
+    def __call__(self, x: Float[ArrayLike, "B H W 3"], train: bool = False) -> Skips:
         taps = self.base(x, train)
         return tuple(
             norm(conv(taps[tap]), use_running_average=not train)
@@ -126,7 +151,7 @@ class RvosSlotDecoder(nn.Module):
         return tuple(new_spatial), (logit[..., 0], hiddens)
 
 
-def mask_pyramid(probs: Float[Array, "B H W O"]) -> tuple[Float[Array, "O B h w 1"], ...]:
+def mask_pyramid(probs: Float[Array, "B H W O"]) -> MaskPyramid:
     """Each slot's previous mask at the 4 cells' scales, coarse first: 2x2 max-pools with ceil mode,
     once to 1/2 and then once per scale, 1/4 .. 1/32 (official `test_prev_mask`)."""
     x = max_pool_ceil(probs)
@@ -137,7 +162,7 @@ def mask_pyramid(probs: Float[Array, "B H W O"]) -> tuple[Float[Array, "O B h w 
     return tuple(reversed(levels))
 
 
-def initial_state(skips: tuple[Array, ...], num_slots: int, hidden: int) -> State:
+def initial_state(skips: SkipShapes, num_slots: int, hidden: int) -> State:
     """Zero temporal state (the first frame of a video) for a model of width `hidden`, shaped as
     `decode` returns it: [O, B, h_i, w_i, hidden / CELL_FRACTIONS[i]] at the skips' sizes."""
     return tuple(
@@ -177,8 +202,8 @@ class Rvos(nn.Module):
         self.decoder = scan(self.hidden, self.one_shot, self.dtype)
 
     def features(
-        self, frames: Float[Array, "B H W 3"] | Int[Array, "B H W 3"], train: bool = False
-    ) -> tuple[Array, ...]:
+        self, frames: Float[ArrayLike, "B H W 3"] | UInt8[ArrayLike, "B H W 3"], train: bool = False
+    ) -> Skips:
         """Frames (uint8, or float in [0, 1]) -> the 4 projected skips, coarse to fine:
         [B, ceil(H / s), ceil(W / s), C] for s = 32, 16, 8, 4."""
         x = frames.astype(accumulation_dtype(self.dtype))
@@ -189,7 +214,7 @@ class Rvos(nn.Module):
 
     def decode(
         self,
-        skips: tuple[Array, ...],
+        skips: Skips,
         state: State,
         previous_probs: Float[Array, "B H W O"] | None,
         size: tuple[int, int],
@@ -214,7 +239,9 @@ class Rvos(nn.Module):
         return full.astype(accumulation_dtype(full.dtype)), hiddens
 
     def __call__(
-        self, frames: Float[Array, "B H W 3"] | Int[Array, "B H W 3"], num_objects: int = 1
+        self,
+        frames: Float[ArrayLike, "B H W 3"] | UInt8[ArrayLike, "B H W 3"],
+        num_objects: int = 1,
     ) -> Float[Array, "B H W O"]:
         """`features` + `decode` of one first frame with empty masks, so that `init` creates
         every variable: `model.init(key, frames, num_objects=O)` (O slots;

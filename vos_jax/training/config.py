@@ -1,10 +1,10 @@
 """The training config: every key a config may set, with its default, and the checks that run
 before anything is compiled.
 
-A config file (configs/<family>_<dataset>.py) starts from `base_config()` and changes values; it
-never adds keys. `validate` rejects unknown keys (a typo such as `totl_steps` in a file or on the
-command line), values of the wrong type and values out of range, naming the key, so a bad config
-fails in a second instead of after minutes of compilation.
+A config file (vos_jax/configs/<family>_<dataset>.py) starts from `base_config(family)` and
+changes values; it never adds keys. `validate` rejects unknown keys (a typo such as `totl_steps`
+in a file or on the command line), values of the wrong type and values out of range, naming the
+key, so a bad config fails in a second instead of after minutes of compilation.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import numbers
 
 import ml_collections
 
+from vos_jax import families
 from vos_jax.data.pipeline import SAMPLINGS
+from vos_jax.families.options import OptionError, build, defaults
 from vos_jax.training.state import OPTIMIZERS
 
-SOURCES = ("synthetic", "davis", "tfds")
+SOURCES = ("synthetic", "davis", "tfds", "images")
 DTYPES = ("float32", "bfloat16", "float64")
 
 
@@ -24,13 +26,13 @@ class ConfigError(ValueError):
     """A config key is unknown or has a bad value."""
 
 
-def base_config(family: str = "feelvos") -> ml_collections.ConfigDict:
+def base_config(family: str) -> ml_collections.ConfigDict:
     """All keys, with defaults for `family`'s tiny variant on the built-in synthetic videos; the
-    `loss` and `inference` groups are the family's (families.FAMILIES)."""
-    from vos_jax.families import FAMILIES
-
-    if family not in FAMILIES:
-        raise ConfigError(f"model.family: expected one of {list(FAMILIES)}, got {family!r}")
+    `loss` and `inference` groups and the model options are the family's typed options."""
+    if family not in families.FAMILIES:
+        known = list(families.FAMILIES)
+        raise ConfigError(f"config.model.family: expected one of {known}, got {family!r}")
+    f = families.FAMILIES[family]
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.total_steps = 1000
@@ -39,20 +41,20 @@ def base_config(family: str = "feelvos") -> ml_collections.ConfigDict:
     c.eval_every_steps = 500  # 0: no evaluation during training
     c.keep_checkpoints = 3  # the last N, plus the best by val J&F
 
-    # Constructor arguments of FAMILIES[family].model beyond the variant; `dtype` is the compute
-    # dtype (parameters stay float32). "float64" (jax_enable_x64; parameters too) is for checks:
-    # float32 rounding amplified by max-pool / min / top-k near-ties makes 1 vs 8 devices drift.
-    c.model = dict(family=family, variant="tiny", dtype="float32", **FAMILIES[family].model_options)
+    # The family's model options beyond the variant; `dtype` is the compute dtype (parameters
+    # stay float32). "float64" (jax_enable_x64; parameters too) is for checks: float32 rounding
+    # amplified by max-pool / min / top-k near-ties makes 1 vs 8 devices drift.
+    c.model = dict(family=family, variant="tiny", dtype="float32", **defaults(f.ModelOptions))
     c.data = dict(
         source="synthetic",
-        root="",  # davis: a DAVIS-layout folder
+        root="",  # davis: a DAVIS-layout folder; images: a folder with images/ and masks/
         tfds_name="",  # tfds: e.g. "davis_vos/2017_480p" or "youtube_vos/2019"
         tfds_data_dir="",
         split="train",
         batch_size=8,  # global, over all hosts and devices
         threads=0,  # grain threads per host (0: one per CPU)
         workers=0,  # grain worker processes per host
-        sampling="",  # "" = the family's (FEELVOS: triplet)
+        sampling="",  # "" = the family's
         num_frames=3,
         max_gap=5,
         crop_size=(465, 465),
@@ -60,6 +62,10 @@ def base_config(family: str = "feelvos") -> ml_collections.ConfigDict:
         max_objects=3,
         flip=True,
         photometric=True,
+        # MaskTrack-style simulated previous-frame masks (empty, affine, thin-plate spline,
+        # dilated) as `prior` in each sample; families that take a previous mask train on them.
+        prior=False,
+        lucid=False,  # static sampling: Lucid Data Dreaming of the image first
     )
     # The built-in synthetic videos, generated on first use and cached by their parameters.
     c.synthetic = dict(
@@ -73,19 +79,17 @@ def base_config(family: str = "feelvos") -> ml_collections.ConfigDict:
         backbone_lr_multiplier=1.0,
         warmup_steps=0,
     )
-    # Keyword arguments of the family's loss (FEELVOS: feelvos_loss, RVOS: rvos_loss).
-    c.loss = dict(FAMILIES[family].loss_options)
+    c.loss = defaults(f.LossOptions)  # the family's loss options
     c.mesh = dict(data=-1, fsdp=1)  # -1: all devices the fsdp axis leaves
     # Validation during training: a DAVIS-layout folder ("" = the synthetic videos' own val split
     # when data.source is synthetic, data.root when it is davis), its split and at most N videos.
     c.eval = dict(root="", split="val", max_videos=0)
-    # The inference engine's options (see the family's propagator).
-    c.inference = dict(FAMILIES[family].inference_options)
+    c.inference = defaults(f.InferenceOptions)  # the family's propagator options
     return c
 
 
 def config_args(arg: str | None, allowed: tuple[str, ...], file: str) -> set[str]:
-    """A config file's comma-separated arguments (`configs/x.py:zeroshot,runlocal`), checked."""
+    """A config file's comma-separated arguments (`x.py:zeroshot,runlocal`), checked."""
     args = set(arg.split(",")) if arg else set()
     if args - set(allowed):
         raise ValueError(f"{file}: unknown arguments {sorted(args - set(allowed))} (of {allowed})")
@@ -126,27 +130,46 @@ def _require(ok: bool, key: str, expected: str, value) -> None:
         raise ConfigError(f"config.{key}: expected {expected}, got {value!r}")
 
 
-def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Check keys, types and ranges; -> the config. Raises ConfigError naming the key."""
-    from vos_jax.families import FAMILIES
+def family_options(config, group: str):
+    """The family's typed options of config group `group` ('model', 'loss', 'inference')."""
+    f = families.get(config.model.family)
+    cls = {"model": f.ModelOptions, "loss": f.LossOptions, "inference": f.InferenceOptions}[group]
+    values = dict(config[group])
+    if group == "model":
+        values = {k: v for k, v in values.items() if k not in ("family", "variant", "dtype")}
+    try:
+        return build(cls, values)
+    except OptionError as err:
+        raise ConfigError(f"config.{group}.{err}") from None
 
-    family = config.get("model", {}).get("family", "feelvos")
-    _check_keys(config, base_config(family))
-    c = config
-    for key in ("total_steps", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+
+def _validate_run(c) -> None:
+    for key in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
         _require(c[key] >= 1, key, "an integer >= 1", c[key])
+    # 0 steps: no training, the initialised model is exported (an untrained baseline).
+    _require(c.total_steps >= 0, "total_steps", "an integer >= 0", c.total_steps)
     every = c.eval_every_steps
     _require(every >= 0, "eval_every_steps", "an integer >= 0 (0: off)", every)
     _require(c.seed >= 0, "seed", "an integer >= 0", c.seed)
-    m = c.model
-    _require(m.family in FAMILIES, "model.family", f"one of {list(FAMILIES)}", m.family)
-    variants = FAMILIES[m.family].variants
-    _require(m.variant in variants, "model.variant", f"one of {list(variants)}", m.variant)
-    _require(m.dtype in DTYPES, "model.dtype", f"one of {DTYPES}", m.dtype)
+    _require(
+        c.mesh.fsdp >= 1 and (c.mesh.data >= 1 or c.mesh.data == -1),
+        "mesh",
+        "fsdp >= 1 and data >= 1 (or -1: the rest)",
+        c.mesh.to_dict(),
+    )
+    _require(c.eval.max_videos >= 0, "eval.max_videos", "an integer >= 0", c.eval.max_videos)
+    o = c.optimizer
+    _require(o.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}", o.name)
+    _require(o.learning_rate > 0, "optimizer.learning_rate", "a number > 0", o.learning_rate)
+    for key in ("weight_decay", "clip_norm", "backbone_lr_multiplier", "warmup_steps"):
+        _require(o[key] >= 0, f"optimizer.{key}", "a number >= 0", o[key])
 
+
+def _validate_data(c) -> None:
     d = c.data
     _require(d.source in SOURCES, "data.source", f"one of {SOURCES}", d.source)
-    _require(d.source != "davis" or bool(d.root), "data.root", "a DAVIS folder", d.root)
+    needs_root = d.source in ("davis", "images")
+    _require(not needs_root or bool(d.root), "data.root", "a data folder", d.root)
     _require(d.source != "tfds" or bool(d.tfds_name), "data.tfds_name", "a dataset", d.tfds_name)
     _require(d.batch_size >= 1, "data.batch_size", "an integer >= 1", d.batch_size)
     _require(d.sampling in ("", *SAMPLINGS), "data.sampling", f"'' or {SAMPLINGS}", d.sampling)
@@ -166,25 +189,30 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         _require(s[key] >= 1, f"synthetic.{key}", "an integer >= 1", s[key])
     _require(s.num_videos >= 2, "synthetic.num_videos", ">= 2 (train and val)", s.num_videos)
 
-    o = c.optimizer
-    _require(o.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}", o.name)
-    _require(o.learning_rate > 0, "optimizer.learning_rate", "a number > 0", o.learning_rate)
-    for key in ("weight_decay", "clip_norm", "backbone_lr_multiplier", "warmup_steps"):
-        _require(o[key] >= 0, f"optimizer.{key}", "a number >= 0", o[key])
-    for key, value in c.loss.items():
-        _require(value >= 1, f"loss.{key}", "an integer >= 1", value)
-    given = c.loss.given_frames
-    _require(
-        given < d.num_frames, "loss.given_frames", f"< data.num_frames = {d.num_frames}", given
-    )
-    _require(
-        c.mesh.fsdp >= 1 and (c.mesh.data >= 1 or c.mesh.data == -1),
-        "mesh",
-        "fsdp >= 1 and data >= 1 (or -1: the rest)",
-        c.mesh.to_dict(),
-    )
-    _require(c.eval.max_videos >= 0, "eval.max_videos", "an integer >= 0", c.eval.max_videos)
-    for key, value in c.inference.items():
-        low = 0 if key.startswith("input_") else 1  # input sizes: 0 = the frames' own
-        _require(value >= low, f"inference.{key}", f"an integer >= {low}", value)
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Check keys, types and ranges; -> the config. Raises ConfigError naming the key."""
+    family = config.get("model", {}).get("family")
+    if family not in families.FAMILIES:
+        known = list(families.FAMILIES)
+        raise ConfigError(f"config.model.family: expected one of {known}, got {family!r}")
+    _check_keys(config, base_config(family))
+    m = config.model
+    variants = families.FAMILIES[family].VARIANTS
+    _require(m.variant in variants, "model.variant", f"one of {list(variants)}", m.variant)
+    _require(m.dtype in DTYPES, "model.dtype", f"one of {DTYPES}", m.dtype)
+    _validate_run(config)
+    _validate_data(config)
+    for group in ("model", "loss", "inference"):
+        family_options(config, group)
+    from vos_jax.training.data import data_sample_config
+
+    try:
+        sample = data_sample_config(config)
+    except ValueError as err:
+        raise ConfigError(f"config.data.{err}") from None
+    try:  # the family checks that its loss can take these samples
+        families.get(family).training_sample(sample, family_options(config, "loss"))
+    except OptionError as err:
+        raise ConfigError(f"config.loss.{err}") from None
     return config

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import jax
 
+from vos_jax import families
 from vos_jax.data import pipeline, synthetic
-from vos_jax.data.sources import DavisFolderSource, TfdsVideoSource
+from vos_jax.data.sources import DavisFolderSource, ImageFolderSource, TfdsVideoSource
 from vos_jax.sharding import host_batch_size
 
 
@@ -57,15 +58,20 @@ def train_source(config):
         return DavisFolderSource(root, d.split), Path(config.eval.root or root)
     if d.source == "davis":
         return DavisFolderSource(d.root, d.split), Path(config.eval.root or d.root)
+    if d.source == "images":  # single annotated images (MaskTrack): no videos to validate on
+        root = Path(d.root)
+        source = ImageFolderSource(root / "images", root / "masks")
+        return source, Path(config.eval.root) if config.eval.root else None
     data_dir = Path(d.tfds_data_dir or "~/tensorflow_datasets").expanduser()  # TFDS default
     source = TfdsVideoSource(d.tfds_name, d.split, data_dir)
     return source, Path(config.eval.root) if config.eval.root else None
 
 
-def sample_config(config, family_sampling: str) -> pipeline.SampleConfig:
+def data_sample_config(config) -> pipeline.SampleConfig:
+    """The samples config group `data` asks for (sampling "" = the family's)."""
     d = config.data
     return pipeline.SampleConfig(
-        sampling=d.sampling or family_sampling,
+        sampling=d.sampling or families.get(config.model.family).SAMPLING,
         num_frames=d.num_frames,
         max_gap=d.max_gap,
         crop_size=tuple(d.crop_size),
@@ -73,14 +79,16 @@ def sample_config(config, family_sampling: str) -> pipeline.SampleConfig:
         max_objects=d.max_objects,
         flip=d.flip,
         photometric=d.photometric,
+        prior=d.prior,
+        lucid=d.lucid,
     )
 
 
-def train_dataset(config, source, family_sampling: str):
+def train_dataset(config, source):
     """This host's shard of the batches: host batch = global batch / number of hosts."""
     return pipeline.make_dataset(
         source,
-        sample_config(config, family_sampling),
+        data_sample_config(config),
         host_batch_size(config.data.batch_size),
         seed=config.seed,
         shard_index=jax.process_index(),

@@ -1,7 +1,7 @@
 """The training loop, top to bottom: config -> mesh, model, data, state (fresh or restored) ->
 jitted steps with logging, validation and checkpoints.
 
-    python train.py --config configs/feelvos_synthetic.py --workdir /tmp/run
+    python train.py --config vos_jax/configs/<family>_<dataset>.py --workdir /tmp/run
 
 Every failure mode leaves the workdir usable: a restart resumes from the newest checkpoint that
 restores (bitwise the same loss trail as an uninterrupted run); SIGTERM saves and exits 0; a
@@ -11,29 +11,29 @@ non-finite loss stops with `NonFiniteLoss` before any checkpoint of the bad stat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from vos_jax import sharding
+from vos_jax import families, sharding
 from vos_jax.data import pipeline
-from vos_jax.families import FAMILIES, build_model
+from vos_jax.families.options import to_dict as options_to_dict
 from vos_jax.training import data
 from vos_jax.training.checkpointing import BEST_METRIC, Checkpoints
-from vos_jax.training.config import ConfigError, validate
-from vos_jax.training.state import create_state, make_optimizer
+from vos_jax.training.config import ConfigError, family_options, validate
+from vos_jax.training.state import create_state, make_optimizer, widen
 from vos_jax.training.step import make_train_step, state_sharding
 from vos_jax.training.validation import evaluate_model
 from vos_jax.training.writers import MetricWriter
-
-INIT_OBJECTS = 2  # parameters do not depend on the object count; any O initialises them
 
 
 class NonFiniteLoss(RuntimeError):
@@ -111,48 +111,60 @@ class _Metrics:
         return out
 
 
-def train(config, workdir: str | os.PathLike) -> dict:
-    """Train as `config` says, in `workdir` (resuming from its checkpoints); -> the last logged
-    metrics (with the last validation scores, if any)."""
-    validate(config)
-    if config.model.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    maybe_initialize_distributed()
-    workdir = Path(workdir).expanduser().absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
-    family = FAMILIES[config.model.family]
+@dataclasses.dataclass
+class _Run:
+    """What a training run is made of, set up from its config."""
 
+    family: Any
+    model: Any
+    model_kwargs: dict
+    mesh: Any
+    iterator: Any
+    eval_root: Path | None
+    checkpoints: Checkpoints
+    train_step: Any
+    state: Any
+    start: int
+
+
+def _optimizer(config):
+    o = config.optimizer
+    return make_optimizer(
+        o.name,
+        o.learning_rate,
+        config.total_steps,
+        o.weight_decay,
+        o.clip_norm or None,
+        o.backbone_lr_multiplier,
+        o.warmup_steps,
+    )
+
+
+def _setup(config, workdir: Path) -> _Run:
+    """Mesh, model, data, optimizer, state (fresh or restored) and the jitted step."""
+    family = families.get(config.model.family)
     mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
     if config.data.batch_size % mesh.size:
         raise ConfigError(
             f"config.data.batch_size: {config.data.batch_size} does not split over the mesh's "
             f"{mesh.size} devices"
         )
-    dtype = jnp.dtype(config.model.dtype)
-    options = {k: config.model[k] for k in family.model_options}
-    model, model_kwargs = build_model(
-        config.model.family, config.model.variant, dtype=dtype, **options
+    options = options_to_dict(family_options(config, "model"))
+    model, model_kwargs = families.build_model(
+        config.model.family, config.model.variant, dtype=jnp.dtype(config.model.dtype), **options
     )
     source, eval_root = data.train_source(config)
-    dataset = data.train_dataset(config, source, family.sampling)
+    dataset = data.train_dataset(config, source)
     iterator = pipeline.make_iterator(dataset, config.data.threads or None, config.data.workers)
-    optimizer, schedule = make_optimizer(
-        config.optimizer.name,
-        config.optimizer.learning_rate,
-        config.total_steps,
-        config.optimizer.weight_decay,
-        config.optimizer.clip_norm or None,
-        config.optimizer.backbone_lr_multiplier,
-        config.optimizer.warmup_steps,
-    )
-
+    optimizer, schedule = _optimizer(config)
     # unsafe_rbg: the fast generator on accelerators (and threefry compiles slowly on CPU);
     # init is replicated, so the parameters do not depend on the mesh.
     init_key, step_key = jax.random.split(jax.random.key(config.seed, impl="unsafe_rbg"))
     example = jax.tree.map(lambda x: np.zeros((1, *x.shape[1:]), x.dtype), dataset[0])
 
     def init(key):
-        return create_state(model, optimizer, key, example, INIT_OBJECTS)
+        variables = widen(family.init_variables(model, key, example), model.dtype)
+        return create_state(variables, optimizer)
 
     abstract = jax.eval_shape(init, init_key)
     shardings = state_sharding(abstract, mesh)
@@ -166,96 +178,129 @@ def train(config, workdir: str | os.PathLike) -> dict:
         state = jax.device_put(state, shardings)
     else:
         logging.warning("resuming from step %d of %s", start, checkpoints.directory)
+    loss_options = options_to_dict(family_options(config, "loss"))
     train_step = make_train_step(
+        model, optimizer, mesh, abstract, step_key, family.loss, schedule=schedule, **loss_options
+    )
+    return _Run(
+        family,
         model,
-        optimizer,
+        model_kwargs,
         mesh,
-        abstract,
-        step_key,
-        schedule=schedule,
-        loss_fn=family.loss,
-        **config.loss.to_dict(),
+        iterator,
+        eval_root,
+        checkpoints,
+        train_step,
+        state,
+        start,
     )
 
-    writer = MetricWriter(workdir, start)
-    metrics, last = _Metrics(), {}
+
+def train(config, workdir: str | os.PathLike) -> dict:
+    """Train as `config` says, in `workdir` (resuming from its checkpoints); -> the last logged
+    metrics (with the last validation scores, if any)."""
+    validate(config)
+    if config.model.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    maybe_initialize_distributed()
+    workdir = Path(workdir).expanduser().absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = _setup(config, workdir)
+    writer = MetricWriter(workdir, run.start)
     progress = tqdm(
         total=config.total_steps,
-        initial=start,
+        initial=run.start,
         desc="train",
         disable=jax.process_index() != 0,
         dynamic_ncols=True,
     )
-    interval_start, interval_first, first_step_s = time.perf_counter(), start + 1, None
     with _Sigterm().installed() as sigterm:
         try:
-            for step in range(start + 1, config.total_steps + 1):  # step = steps done after it
-                batch = sharding.global_batch(next(iterator), mesh)
-                state, step_metrics = train_step(state, batch)
-                metrics.add(step, step_metrics)
-                progress.update()
-                if first_step_s is None:  # it compiles: keep it out of the step times
-                    jax.block_until_ready(step_metrics)
-                    first_step_s = time.perf_counter() - interval_start
-                    interval_start, interval_first = time.perf_counter(), step + 1
-                final = step == config.total_steps
-                log = step % config.log_every_steps == 0 or final
-                if jax.process_count() == 1:
-                    stop = sigterm.requested
-                else:  # hosts agree at log steps (an all-gather per step would cost)
-                    stop = log and sigterm.any_host()
-                if log or stop:
-                    record = metrics.summary()
-                    timed, elapsed = step + 1 - interval_first, time.perf_counter() - interval_start
-                    if timed > 0:
-                        record["step_time_s"] = elapsed / timed
-                        record["examples_per_s"] = config.data.batch_size * timed / elapsed
-                    if not last:  # the first record of this run
-                        record["first_step_s"] = first_step_s  # includes the compilation
-                    writer.write(step, record)
-                    progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
-                    last.update(record)
-                    interval_start, interval_first = time.perf_counter(), step + 1
-                scores = None
-                if eval_root is not None and config.eval_every_steps and not stop:
-                    if step % config.eval_every_steps == 0 or final:
-                        metrics.check()
-                        scores = _validate(config, model, state, eval_root, workdir, step)
-                        scores = {f"val_{k}": v for k, v in scores.items()}
-                        writer.write(step, scores)
-                        last.update(scores)
-                        # Keep validation out of the step times.
-                        interval_start, interval_first = time.perf_counter(), step + 1
-                if step % config.checkpoint_every_steps == 0 or final or stop:
-                    metrics.check()  # never checkpoint a state reached through a bad step
-                    best = {BEST_METRIC: scores["val_J&F-Mean"]} if scores else None
-                    checkpoints.save(step, state, iterator, best)
-                if stop:
-                    logging.warning("SIGTERM: saved a checkpoint at step %d; stopping", step)
-                    break
+            last = _steps(config, workdir, run, writer, progress, sigterm)
         finally:
             progress.close()
-            checkpoints.wait()  # a started save always completes (also after an error)
-            checkpoints.close()
+            run.checkpoints.wait()  # a started save always completes (also after an error)
+            run.checkpoints.close()
             writer.close()
-    last["step"] = int(jax.device_get(state.step))
+    last["step"] = int(jax.device_get(run.state.step))
     if last["step"] == config.total_steps:
-        last["model"] = str(_export(config, model_kwargs, state, workdir, last))
+        last["model"] = str(_export(config, run, workdir, last))
     return last
 
 
-def _export(config, model_kwargs: dict, state, workdir: Path, last: dict) -> Path:
+class _Timer:
+    """Step times of a logging interval, the first (compiling) step kept apart."""
+
+    def __init__(self, start: int):
+        self.begin, self.first, self.first_step_s = time.perf_counter(), start + 1, None
+
+    def restart(self, step: int) -> None:
+        self.begin, self.first = time.perf_counter(), step + 1
+
+    def after_step(self, step: int, metrics) -> None:
+        if self.first_step_s is None:  # it compiles: keep it out of the step times
+            jax.block_until_ready(metrics)
+            self.first_step_s = time.perf_counter() - self.begin
+            self.restart(step)
+
+    def times(self, step: int, batch_size: int) -> dict:
+        timed, elapsed = step + 1 - self.first, time.perf_counter() - self.begin
+        if timed <= 0:
+            return {}
+        return {"step_time_s": elapsed / timed, "examples_per_s": batch_size * timed / elapsed}
+
+
+def _steps(config, workdir: Path, run: _Run, writer, progress, sigterm) -> dict:
+    """The loop over steps: train, log, validate, checkpoint; -> the last logged metrics."""
+    metrics, last, timer = _Metrics(), {}, _Timer(run.start)
+    for step in range(run.start + 1, config.total_steps + 1):  # step = steps done after it
+        batch = sharding.global_batch(next(run.iterator), run.mesh)
+        run.state, step_metrics = run.train_step(run.state, batch)
+        metrics.add(step, step_metrics)
+        progress.update()
+        timer.after_step(step, step_metrics)
+        final = step == config.total_steps
+        log = step % config.log_every_steps == 0 or final
+        if jax.process_count() == 1:
+            stop = sigterm.requested
+        else:  # hosts agree at log steps (an all-gather per step would cost)
+            stop = log and sigterm.any_host()
+        if log or stop:
+            record = {**metrics.summary(), **timer.times(step, config.data.batch_size)}
+            if not last:  # the first record of this run
+                record["first_step_s"] = timer.first_step_s  # includes the compilation
+            writer.write(step, record)
+            progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
+            last.update(record)
+            timer.restart(step)
+        scores = None
+        if run.eval_root is not None and config.eval_every_steps and not stop:
+            if step % config.eval_every_steps == 0 or final:
+                metrics.check()
+                scores = {f"val_{k}": v for k, v in _validate(config, run, workdir, step).items()}
+                writer.write(step, scores)
+                last.update(scores)
+                timer.restart(step)  # keep validation out of the step times
+        if step % config.checkpoint_every_steps == 0 or final or stop:
+            metrics.check()  # never checkpoint a state reached through a bad step
+            best = {BEST_METRIC: scores["val_J&F-Mean"]} if scores else None
+            run.checkpoints.save(step, run.state, run.iterator, best)
+        if stop:
+            logging.warning("SIGTERM: saved a checkpoint at step %d; stopping", step)
+            break
+    return last
+
+
+def _export(config, run: _Run, workdir: Path, last: dict) -> Path:
     """The final model as a published checkpoint, `workdir/models/step_<N>` (eval.py
     --checkpoint, vos-jax segment); written once, never replaced."""
-    from vos_jax.io.published import save_model
-
     path = workdir / "models" / f"step_{config.total_steps}"
     if path.exists():
         return path
-    variables = _host_variables(state)
+    variables = _host_variables(run.state)
     if jax.process_index() == 0:
-        overrides = {"dtype": model_kwargs["dtype"]}
-        overrides.update({k: model_kwargs[k] for k in FAMILIES[config.model.family].model_options})
+        overrides = {"dtype": run.model_kwargs["dtype"]}
+        overrides.update(options_to_dict(family_options(config, "model")))
         scores = {k: v for k, v in last.items() if k.startswith("val_")}
         card = (
             f"# {config.model.family} ({config.model.variant})\n\n"
@@ -263,23 +308,29 @@ def _export(config, model_kwargs: dict, state, workdir: Path, last: dict) -> Pat
             f"(batch {config.data.batch_size}, crop {tuple(config.data.crop_size)}).\n"
             f"Validation: {scores or 'none'}.\n\nConfig:\n\n```\n{config}\n```\n"
         )
-        save_model(
-            path, config.model.family, config.model.variant, variables, overrides, scores, card
+        families.save_model(
+            path,
+            config.model.family,
+            config.model.variant,
+            variables,
+            kwargs=overrides,
+            metrics=scores,
+            card=card,
         )
     return path
 
 
-def _validate(config, model, state, eval_root: Path, workdir: Path, step: int) -> dict:
+def _validate(config, run: _Run, workdir: Path, step: int) -> dict:
     """J&F on the val split, computed on process 0 and shared with every host (the best
     checkpoint must be chosen identically everywhere)."""
-    variables = _host_variables(state)
+    variables = _host_variables(run.state)
     scores = {}
     if jax.process_index() == 0:
         scores = evaluate_model(
-            config.model.family,
-            model,
+            run.family,
+            run.model,
             variables,
-            eval_root,
+            run.eval_root,
             config.eval.split,
             workdir / "eval" / f"step_{step}",
             config.inference.to_dict(),

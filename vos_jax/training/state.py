@@ -1,8 +1,8 @@
 """Training state as a plain pytree and the optimizers of the families.
 
-- `momentum` (FEELVOS, SPEC 1; DeepLab code): SGD with momentum 0.9 on a poly schedule
-  lr * (1 - step / total_steps) ** 0.9, and weight decay 4e-5 as an L2 penalty on conv / dense
-  kernels added to the gradient before momentum, as the official TF-slim `l2_regularizer` does
+- `momentum` (Voigtlaender et al. 2019, SPEC 1; DeepLab code): SGD with momentum 0.9 on a poly
+  schedule lr * (1 - step / total_steps) ** 0.9, and weight decay 4e-5 as an L2 penalty on conv /
+  dense kernels added to the gradient before momentum, as the official TF-slim `l2_regularizer` does
   (coupled, not AdamW-style decoupled; biases and BatchNorm are not decayed).
 - `adamw`: AdamW (decoupled decay on kernels) with linear warmup + cosine decay.
 
@@ -21,7 +21,7 @@ import optax
 
 from vos_jax.dtypes import accumulation_dtype
 
-BACKBONE = "encoder"  # name of the backbone submodule (Feelvos.setup)
+BACKBONE = "encoder"  # every model names its backbone submodule `encoder`
 OPTIMIZERS = ("momentum", "adamw")
 
 
@@ -93,26 +93,23 @@ def make_optimizer(
     return optax.chain(*parts), schedule
 
 
-def create_state(
-    model, optimizer: optax.GradientTransformation, key: jax.Array, sample_batch, num_objects: int
-) -> TrainState:
-    """Initialise the model on one frame of `sample_batch` ({'frames': [B, T, H, W, 3], ...} or
-    frames [B, H, W, 3]) with `num_objects` (background included) and the optimizer on its
-    params. Parameters do not depend on the frame size or O, so any small sample will do.
-    Variables are float32, or float64 for a model that computes in float64."""
-    frames = sample_batch["frames"] if isinstance(sample_batch, dict) else sample_batch
-    frames = jnp.asarray(frames)
-    if frames.ndim == 5:
-        frames = frames[:, 0]
-    variables = model.init(key, frames, num_objects=num_objects)
-    wide = accumulation_dtype(getattr(model, "dtype", jnp.float32))
-    variables = jax.tree.map(
-        lambda v: v.astype(wide) if jnp.issubdtype(v.dtype, jnp.floating) else v, variables
-    )
+def create_state(variables: dict, optimizer: optax.GradientTransformation) -> TrainState:
+    """A fresh state from a family's initial `variables` ({'params', optional 'batch_stats'})
+    and the optimizer on its params. Variables are float32, or float64 for a model that
+    computes in float64."""
     params = variables["params"]
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         batch_stats=variables.get("batch_stats", {}),
         opt_state=optimizer.init(params),
+    )
+
+
+def widen(variables, dtype) -> dict:
+    """Float leaves of `variables` in the accumulation dtype of compute dtype `dtype` (float32,
+    or float64 for a float64 model)."""
+    wide = accumulation_dtype(dtype)
+    return jax.tree.map(
+        lambda v: v.astype(wide) if jnp.issubdtype(v.dtype, jnp.floating) else v, variables
     )

@@ -19,7 +19,6 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vos_jax.sharding import batch_sharding, replicated
-from vos_jax.training.feelvos_loss import feelvos_loss
 from vos_jax.training.state import TrainState
 
 
@@ -58,10 +57,10 @@ def make_train_step(
     mesh: Mesh,
     state: TrainState,
     key: jax.Array,
+    loss_fn: Callable,
     *,
     schedule: optax.Schedule | None = None,
     fsdp: bool | None = None,
-    loss_fn: Callable = feelvos_loss,
     **loss_kwargs,
 ) -> Callable:
     """-> `train_step(state, batch) -> (state, metrics)`, jitted once, state donated.
@@ -71,7 +70,7 @@ def make_train_step(
     `fold_in(key, s)`. Metrics (replicated scalars): the loss function's metrics plus `lr`
     (`schedule(step)`, if given) and `grad_norm` (global norm before clipping).
     `loss_fn(model, params, batch_stats, batch, key, step, **loss_kwargs) -> (loss, (batch_stats,
-    metrics))` is the family's loss; `loss_kwargs` are its options (FEELVOS: anneal_steps, ...).
+    metrics))` is the family's loss; `loss_kwargs` are its options (the family's LossOptions).
     """
     state_shardings = state_sharding(state, mesh, fsdp)
     data_sharding = batch_sharding(mesh)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vos_jax.families import FAMILIES
 from vos_jax.inference.segment import segment_davis
 from vos_jax.metrics import evaluation, report
 
 
 def evaluate_model(
-    family: str,
+    family,
     model,
     variables,
     davis_root: str | os.PathLike,
@@ -21,10 +20,11 @@ def evaluate_model(
     inference: dict,
     max_videos: int = 0,
 ) -> dict[str, float]:
-    """J&F of `model` on `split` of `davis_root` (at most `max_videos` sequences; 0 = all), in the
-    semi-supervised protocol, or the unsupervised one for a zero-shot model;
+    """J&F of `model` (of `family`, a families.Family) on `split` of `davis_root` (at most
+    `max_videos` sequences; 0 = all), in the semi-supervised protocol, or the unsupervised one
+    for a zero-shot model;
     predictions go to `out_dir/results`. -> the global row ({'J&F-Mean': ..., 'J-Mean': ...})."""
-    propagator = FAMILIES[family].propagator(model, variables, **inference)
+    propagator = family.propagator(model, variables, **inference)
     task = "unsupervised" if propagator.unsupervised else "semi-supervised"
     sequences = evaluation.list_sequences(Path(davis_root), task, split, "480p", None)
     sequences = sequences[:max_videos] if max_videos else sequences

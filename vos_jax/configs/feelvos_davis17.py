@@ -1,0 +1,50 @@
+"""FEELVOS on DAVIS 2017 train (SPEC section 1; paper settings, ResNet-101 backbone).
+
+Train (one host; the mesh takes every device, the global batch of 48 triplets splits over them):
+    python train.py --config vos_jax/configs/feelvos_davis17.py \
+        --workdir gs://BUCKET/feelvos_davis17 \
+        --config.data.root=/data/DAVIS
+Evaluate the result (or any published checkpoint) on DAVIS 2017 val:
+    python eval.py --davis_root /data/DAVIS --checkpoint WORKDIR/models/step_200000 \
+        --results OUT --config vos_jax/configs/feelvos_davis17.py
+`:runlocal` switches to the tiny model, small crops and a few steps that run on a laptop CPU.
+"""
+
+from vos_jax.training.config import base_config
+
+
+def get_config(arg=None):
+    runlocal = arg == "runlocal"
+    if arg and not runlocal:
+        raise ValueError(f"vos_jax/configs/feelvos_davis17.py: unknown argument {arg!r} (runlocal)")
+    config = base_config("feelvos")
+    config.model.variant = "tiny" if runlocal else "paper"
+    config.model.dtype = "float32" if runlocal else "bfloat16"
+    # Paper: 200k steps of 48 triplets (16 GPUs x 3), 465x465 crops, scale 1.0-1.3, momentum 0.9,
+    # poly LR from 7e-4, weight decay 4e-5, bootstrapping annealed to 15% over 100k steps.
+    config.total_steps = 200_000
+    config.log_every_steps = 100
+    config.checkpoint_every_steps = 5_000
+    config.eval_every_steps = 20_000
+    config.data.update(source="davis", root="", split="train", batch_size=48, max_objects=10)
+    config.data.update(crop_size=(465, 465), scale_range=(1.0, 1.3), max_gap=5)
+    # The official training damages the previous frame's mask (utils/mask_damaging.py): the
+    # given previous mask is a simulated prior (affine / thin-plate-spline warped, dilated).
+    config.data.prior = True
+    config.optimizer.update(name="momentum", learning_rate=7e-4, weight_decay=4e-5)
+    config.loss.update(anneal_steps=100_000, max_per_object=1024, max_displacement=15)
+    config.eval.update(split="val")
+    # The inference engine (vos_jax.families.feelvos): object slots, global matching every N
+    # frames (1 = every frame, as the paper), frames that may bring new objects, local window k.
+    config.inference.update(
+        max_objects=10, global_every=1, max_reference_frames=1, max_displacement=15
+    )
+    if runlocal:
+        config.total_steps = 20
+        config.log_every_steps = 5
+        config.checkpoint_every_steps = 10
+        config.eval_every_steps = 20
+        config.eval.max_videos = 2
+        config.data.update(batch_size=8, crop_size=(65, 65), max_objects=3)
+        config.loss.anneal_steps = 20
+    return config
