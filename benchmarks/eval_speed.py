@@ -28,8 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 import toolkit_baseline  # noqa: E402
-
-from tests.shared_data import build_davis_mini_case  # noqa: E402
+from davis_mini import build_davis_mini_case  # noqa: E402
 
 
 def case_sequences(mini: Path, case: str) -> list[str]:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from tests.shared_data import DAVIS_MINI, build_davis_mini_case, shared_path
+from benchmarks.davis_mini import build_davis_mini_case
+from tests.shared_data import DAVIS_MINI, shared_path
 from vos_jax.io.masks import read_mask
 from vos_jax.metrics import davis, evaluation
 
