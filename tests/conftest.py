@@ -15,6 +15,36 @@ import tests.typechecking  # noqa: E402, F401  (the hook names it by its dotted 
 
 install_import_hook("vos_jax", "tests.typechecking.typechecker")
 
+import pytest  # noqa: E402
+
+SIZE = (48, 64)  # frames of the shared fixtures below
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The tiny FEELVOS and its initial variables (the engine's default test model)."""
+    import jax
+    import numpy as np
+
+    from vos_jax.families import build_model
+
+    model, _ = build_model("feelvos", "tiny")
+    frames = np.zeros((1, *SIZE, 3), np.uint8)
+    # unsafe_rbg: the default threefry RNG takes ~0.2 s per draw to compile on the CPU.
+    variables = jax.jit(model.init, static_argnames="num_objects")(
+        jax.random.key(0, impl="unsafe_rbg"), frames, num_objects=4
+    )
+    return model, variables
+
+
+@pytest.fixture(scope="session")
+def video():
+    """A synthetic video: frames [6, 48, 64, 3], masks [6, 48, 64] with 3 objects."""
+    from vos_jax.data import synthetic
+
+    return synthetic.generate_video(3, 6, SIZE, 3, late_start=False)
+
+
 # The longest modules first: pytest-xdist's --dist loadfile hands out whole files in collection
 # order, so long files left for the end would run on their own while the other worker idles.
 LONGEST_FIRST = (

@@ -7,21 +7,10 @@ import jax
 import numpy as np
 import pytest
 
+from tests.conftest import SIZE
 from vos_jax import families
 from vos_jax.families import FAMILIES, Family, build_model, load_model, save_model
 from vos_jax.families.options import defaults
-
-SIZE = (48, 64)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    model, _ = build_model("feelvos", "tiny")
-    frames = np.zeros((1, *SIZE, 3), np.uint8)
-    variables = jax.jit(model.init, static_argnames="num_objects")(
-        jax.random.key(0, impl="unsafe_rbg"), frames, num_objects=4
-    )
-    return model, variables
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

@@ -1,28 +1,9 @@
 """The FEELVOS family's inference pair: global matching every N frames, local every frame."""
 
-import jax
 import numpy as np
-import pytest
 
-from vos_jax.data import synthetic
-from vos_jax.families import build_model, feelvos
-
-SIZE = (48, 64)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    model, _ = build_model("feelvos", "tiny")
-    frames = np.zeros((1, *SIZE, 3), np.uint8)
-    variables = jax.jit(model.init, static_argnames="num_objects")(
-        jax.random.key(0, impl="unsafe_rbg"), frames, num_objects=4
-    )
-    return model, variables
-
-
-@pytest.fixture(scope="module")
-def video():
-    return synthetic.generate_video(3, 6, SIZE, 3, late_start=False)
+from tests.conftest import SIZE
+from vos_jax.families import feelvos
 
 
 def test_global_matching_every_n_frames(tiny, video):

@@ -5,29 +5,10 @@ import jax
 import numpy as np
 import pytest
 
-from vos_jax.data import synthetic
-from vos_jax.families import build_model, feelvos
+from tests.conftest import SIZE
+from vos_jax.families import feelvos
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.inference.engine import ObjectSlots, propagate, propagate_clip, propagate_free
-
-SIZE = (48, 64)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    model, _ = build_model("feelvos", "tiny")
-    frames = np.zeros((1, *SIZE, 3), np.uint8)
-    # unsafe_rbg: the default threefry RNG takes ~0.2 s per draw to compile on the CPU.
-    variables = jax.jit(model.init, static_argnames="num_objects")(
-        jax.random.key(0, impl="unsafe_rbg"), frames, num_objects=4
-    )
-    return model, variables
-
-
-@pytest.fixture(scope="module")
-def video():
-    frames, masks = synthetic.generate_video(3, 6, SIZE, 3, late_start=False)
-    return frames, masks
 
 
 def test_streaming_segments_every_frame_with_one_compilation(tiny, video):

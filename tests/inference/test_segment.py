@@ -3,33 +3,15 @@ configs, and `eval.py --checkpoint` on synthetic and real DAVIS sequences."""
 
 import json
 
-import jax
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import SIZE
 from vos_jax.cli import main
 from vos_jax.data import synthetic
-from vos_jax.families import build_model, save_model
+from vos_jax.families import save_model
 from vos_jax.io.masks import read_mask, write_mask
-
-SIZE = (48, 64)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    model, _ = build_model("feelvos", "tiny")
-    frames = np.zeros((1, *SIZE, 3), np.uint8)
-    # unsafe_rbg: the default threefry RNG takes ~0.2 s per draw to compile on the CPU.
-    variables = jax.jit(model.init, static_argnames="num_objects")(
-        jax.random.key(0, impl="unsafe_rbg"), frames, num_objects=4
-    )
-    return model, variables
-
-
-@pytest.fixture(scope="module")
-def video():
-    return synthetic.generate_video(3, 6, SIZE, 3, late_start=False)
 
 
 def test_segment_command_and_eval_with_a_checkpoint(tiny, tmp_path, capsys):

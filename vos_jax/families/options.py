@@ -26,7 +26,7 @@ def require(ok: bool, key: str, expected: str, value: Any) -> None:
         raise OptionError(f"{key}: expected {expected}, got {value!r}")
 
 
-def field_types(cls) -> dict[str, type]:
+def field_types(cls) -> dict[str, Any]:
     """{field name: its resolved type} of an options dataclass."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -46,7 +46,7 @@ def to_dict(options) -> dict[str, Any]:
     return out
 
 
-def _is_kind(kind: type, value: Any) -> bool:
+def _is_kind(kind: Any, value: Any) -> bool:
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return value in {m.value for m in kind} or isinstance(value, kind)
     if kind is bool:
@@ -60,7 +60,7 @@ def _is_kind(kind: type, value: Any) -> bool:
     return isinstance(value, kind)
 
 
-def _expected(kind: type) -> str:
+def _expected(kind: Any) -> str:
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return f"one of {[m.value for m in kind]}"
     return getattr(kind, "__name__", str(kind))
@@ -87,7 +87,7 @@ def build(cls, values: Mapping[str, Any]):
     return cls(**kwargs)
 
 
-def flag_spec(cls) -> dict[str, tuple[type, str, bool]]:
+def flag_spec(cls) -> dict[str, tuple[Any, str, bool]]:
     """{field: (argparse type, help, required)} for command-line flags of an options dataclass;
     a field without a default is a required flag."""
     spec = {}

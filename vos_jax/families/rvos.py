@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from vos_jax.convert import rvos as official
 from vos_jax.data.pipeline import SampleConfig
+from vos_jax.dtypes import accumulation_dtype
 from vos_jax.families.options import Converter, build, require
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.losses import soft_iou_loss
@@ -134,7 +135,8 @@ def decode_clip(model, variables, skips, teacher, num_slots, size, given_frames=
     state0 = initial_state(tuple(s[0] for s in time_major), num_slots, model.hidden)
     feed_back = feed_back or (lambda p: p)
     if model.one_shot:
-        teacher = jnp.swapaxes(teacher.astype(jnp.float32), 0, 1)  # [T, B, H, W, O]
+        wide = accumulation_dtype(model.dtype)  # the dtype of the fed-back sigmoids
+        teacher = jnp.swapaxes(teacher.astype(wide), 0, 1)  # [T, B, H, W, O]
         known = jnp.concatenate([teacher[:1], teacher[:-1]])  # frame t: the mask of frame t - 1
         use_known = jnp.arange(num_frames) <= max(given_frames, 0)  # frame 0 always
         xs, previous0 = (time_major, known, use_known), known[0]

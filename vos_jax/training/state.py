@@ -30,7 +30,7 @@ class TrainState:
     """Everything a training step changes: step counter, parameters, BatchNorm statistics and
     optimizer state. A pytree: jit, device_put and orbax take it as it is."""
 
-    step: jax.Array
+    step: Any  # [] int32: a jax.Array, or host NumPy after device_get, or a ShapeDtypeStruct
     params: Any
     batch_stats: Any
     opt_state: Any
