@@ -40,8 +40,8 @@ print(jax.devices())
 # %% [markdown]
 # ## Data and config
 # `feelvos_synthetic.py` (shipped in `vos_jax/configs/`) is the tiny FEELVOS on the built-in
-# synthetic videos (textured objects that move, scale, occlude each other, leave and enter). `QUICKSTART_SMALL=1` (used by
-# CI) switches to its seconds-long `:runlocal` variant.
+# synthetic videos (textured objects that move, scale, occlude each other, leave and enter).
+# `QUICKSTART_SMALL=1` (used by CI) switches to its seconds-long `:runlocal` variant.
 
 # %%
 SMALL = os.environ.get("QUICKSTART_SMALL") == "1"
