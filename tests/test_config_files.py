@@ -1,0 +1,24 @@
+"""Config files by path or, from any folder, by the name of a config shipped in the package."""
+
+import pytest
+
+from vos_jax.config_files import load_config, resolve
+
+
+def test_paths_and_shipped_names_resolve_to_the_same_config(tmp_path, monkeypatch):
+    by_path = load_config("vos_jax/configs/rvos_synthetic.py:zeroshot")
+    monkeypatch.chdir(tmp_path)  # no vos_jax/configs/ here: the shipped file is found
+    by_name = load_config("rvos_synthetic.py:zeroshot")
+    assert by_name.to_dict() == by_path.to_dict() and by_name.model.one_shot is False
+    assert resolve("rvos_synthetic.py").name == "rvos_synthetic.py"
+
+
+def test_missing_and_bad_config_files_are_named(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"nope\.py: config file not found .*feelvos_davis17"
+    ):
+        load_config("nope.py")
+    bad = tmp_path / "bad.py"
+    bad.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="defines no get_config"):
+        load_config(str(bad))
