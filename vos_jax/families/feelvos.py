@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from vos_jax.data.pipeline import SampleConfig
-from vos_jax.families.options import build, require
+from vos_jax.families.options import build, frames_after_given, require
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.losses import bootstrap_fraction, bootstrapped_cross_entropy
 from vos_jax.models.feelvos import VARIANTS as VARIANTS
@@ -77,14 +77,8 @@ def init_variables(model: Feelvos, key: jax.Array, sample: dict) -> dict:
 
 
 def training_sample(sample: SampleConfig, loss: LossOptions) -> SampleConfig:
-    """The samples the loss takes: at least one frame to predict after the given ones."""
-    require(
-        loss.given_frames < sample.num_frames,
-        "given_frames",
-        f"< data.num_frames = {sample.num_frames}",
-        loss.given_frames,
-    )
-    return sample
+    """The samples the loss takes: clips with a frame to predict after the given ones."""
+    return frames_after_given(sample, loss.given_frames)
 
 
 class Previous(NamedTuple):

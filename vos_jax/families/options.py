@@ -26,6 +26,14 @@ def require(ok: bool, key: str, expected: str, value: Any) -> None:
         raise OptionError(f"{key}: expected {expected}, got {value!r}")
 
 
+def frames_after_given(sample, given_frames: int):
+    """`sample` (a data.pipeline.SampleConfig), checked to leave frames to predict after the
+    `given_frames` that come with ground truth (the check of every recurrent family's loss)."""
+    expected = f"< data.num_frames = {sample.num_frames}"
+    require(given_frames < sample.num_frames, "given_frames", expected, given_frames)
+    return sample
+
+
 def field_types(cls) -> dict[str, Any]:
     """{field name: its resolved type} of an options dataclass."""
     hints = typing.get_type_hints(cls)

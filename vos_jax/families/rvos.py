@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from vos_jax.convert import rvos as official
 from vos_jax.data.pipeline import SampleConfig
 from vos_jax.dtypes import accumulation_dtype
-from vos_jax.families.options import Converter, build, require
+from vos_jax.families.options import Converter, build, frames_after_given, require
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.losses import soft_iou_loss
 from vos_jax.models.rvos import VARIANTS as VARIANTS
@@ -97,13 +97,8 @@ def init_variables(model: Rvos, key: jax.Array, sample: dict) -> dict:
 
 
 def training_sample(sample: SampleConfig, loss: LossOptions) -> SampleConfig:
-    require(
-        loss.given_frames < sample.num_frames,
-        "given_frames",
-        f"< data.num_frames = {sample.num_frames}",
-        loss.given_frames,
-    )
-    return sample
+    """The samples the loss takes: clips with a frame to predict after the given ones."""
+    return frames_after_given(sample, loss.given_frames)
 
 
 def encode(model: Rvos, variables, frames, normalised: bool = False, train: bool = False):
