@@ -49,7 +49,7 @@ def _loop_loss(model, variables, batch, given: int, step: int = 0, teacher: bool
     labels = stride_labels(masks, valid)
     b, h, w, d = emb[:, 0].shape
     reference, ref_labels = emb[:, 0].reshape(b, h * w, d), labels[:, 0].reshape(b, h * w)
-    one_hot = lambda x: jax.nn.one_hot(x, num_objects, dtype=jnp.float32)  # noqa: E731
+    one_hot = lambda x: jax.nn.one_hot(x, num_objects, dtype=jnp.float32)
     previous = Previous(emb[:, given - 1], labels[:, given - 1], one_hot(labels[:, given - 1]))
     fraction = bootstrap_fraction(step, 100_000)
     losses = []

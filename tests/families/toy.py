@@ -102,7 +102,7 @@ class ToyState(NamedTuple):
 
 def propagator(model, variables, **options) -> Propagator:
     o = build(InferenceOptions, options)
-    one_hot = lambda m: jax.nn.one_hot(m, o.max_objects + 1)  # noqa: E731
+    one_hot = lambda m: jax.nn.one_hot(m, o.max_objects + 1)
 
     def init(frame, masks, new):
         return ToyState(one_hot(masks), new.at[:, 0].set(True))
@@ -110,11 +110,8 @@ def propagator(model, variables, **options) -> Propagator:
     def step(state, frame, masks, new):
         valid = state.valid | new
         probs = predict(model, variables, frame, state.previous, valid, o.temperature)
-        probs = jnp.where(
-            new[:, None, None, :].any(-1, keepdims=True) & (masks > 0)[..., None],
-            one_hot(masks),
-            probs,
-        )
+        arrived = jnp.take_along_axis(new, masks.reshape(len(masks), -1), 1)  # given pixels
+        probs = jnp.where(arrived.reshape(masks.shape)[..., None], one_hot(masks), probs)
         return ToyState(probs, valid), Prediction(probs)
 
     return Propagator(jax.jit(init), jax.jit(step), o.max_objects)

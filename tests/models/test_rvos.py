@@ -77,7 +77,7 @@ def test_convlstm_cell_matches_the_official_equations(with_mask):
     p = variables["params"]["gates"]
     gates = _conv3x3(stacked, np.asarray(p["kernel"], np.float64), np.asarray(p["bias"]))
     i, f, o, g = np.split(gates, 4, axis=-1)
-    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
     cell_want = sigmoid(f) * c_s + sigmoid(i) * np.tanh(g)
     np.testing.assert_allclose(np.asarray(c), cell_want, atol=2e-5)
     np.testing.assert_allclose(np.asarray(h), sigmoid(o) * np.tanh(cell_want), atol=2e-5)

@@ -74,11 +74,19 @@ def build_model(family: str, variant: str, **overrides):
     return get(family).MODEL(**kwargs), kwargs
 
 
-def save_model(path: str | os.PathLike, family: str, variant: str, variables, **extra):
+def save_model(
+    path: str | os.PathLike,
+    family: str,
+    variant: str,
+    variables,
+    kwargs: dict | None = None,
+    metrics: dict | None = None,
+    card: str = "",
+):
     """Write a published checkpoint folder (io.published) after checking that `family`'s
-    `variant` with `extra['kwargs']` builds; refuses to replace an existing folder."""
-    build_model(family, variant, **(extra.get("kwargs") or {}))
-    return published.save_model(path, family, variant, variables, **extra)
+    `variant` with constructor `kwargs` builds; refuses to replace an existing folder."""
+    build_model(family, variant, **(kwargs or {}))
+    return published.save_model(path, family, variant, variables, kwargs, metrics, card)
 
 
 def load_model(path: str | os.PathLike):

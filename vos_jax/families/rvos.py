@@ -277,7 +277,7 @@ def propagator(model: Rvos, variables, **options) -> Propagator:
         return jax.nn.sigmoid(logits), temporal
 
     def init(frame, masks, new):
-        features = lambda f: model.apply(variables, io.frame_in(f), method=Rvos.features)  # noqa: E731
+        features = lambda f: model.apply(variables, io.frame_in(f), method=Rvos.features)
         skips = jax.eval_shape(features, frame)
         temporal = initial_state(skips, o.max_objects, model.hidden)
         if not model.one_shot:  # zero-shot: a blank state; `step` decodes frame 0 too

@@ -41,7 +41,7 @@ def _slot_scores(prediction: Prediction) -> jax.Array:
 def _record(prediction: Prediction, ids: list[int], labels: np.ndarray) -> FrameResult:
     """Batch element 0 of a prediction, restricted to the slots in use."""
     n = len(ids)
-    take = lambda x: None if x is None else np.asarray(x[0, 1 : n + 1])  # noqa: E731
+    take = lambda x: None if x is None else np.asarray(x[0, 1 : n + 1])
     return FrameResult(
         labels=labels,
         ids=tuple(ids),

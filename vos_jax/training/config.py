@@ -16,6 +16,7 @@ import ml_collections
 from vos_jax import families
 from vos_jax.data.pipeline import SAMPLINGS
 from vos_jax.families.options import OptionError, build, defaults
+from vos_jax.training.data import data_sample_config
 from vos_jax.training.state import OPTIMIZERS
 
 SOURCES = ("synthetic", "davis", "tfds", "images")
@@ -203,16 +204,13 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _require(m.dtype in DTYPES, "model.dtype", f"one of {DTYPES}", m.dtype)
     _validate_run(config)
     _validate_data(config)
-    for group in ("model", "loss", "inference"):
-        family_options(config, group)
-    from vos_jax.training.data import data_sample_config
-
+    options = {group: family_options(config, group) for group in ("model", "loss", "inference")}
     try:
         sample = data_sample_config(config)
     except ValueError as err:
         raise ConfigError(f"config.data.{err}") from None
     try:  # the family checks that its loss can take these samples
-        families.get(family).training_sample(sample, family_options(config, "loss"))
+        families.get(family).training_sample(sample, options["loss"])
     except OptionError as err:
         raise ConfigError(f"config.loss.{err}") from None
     return config
