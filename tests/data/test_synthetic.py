@@ -174,8 +174,10 @@ def test_late_object_enters_and_leaving_object_exits():
 
 
 def test_objects_occlude_each_other():
+    """The "hard" preset steers an object onto the leaving one in every video (at the "davis"
+    preset's real-video speeds they meet only by chance)."""
     for seed in range(6):
-        video = render_video(seed, T, SIZE, K)
+        video = render_video(seed, T, SIZE, K, preset="hard")
         full, masks = video.full_masks, video.masks[:, None]
         ids = np.arange(1, K + 1)[None, :, None, None]
         assert not (masks == ids)[~full].any()  # visible pixels lie inside the full shape
@@ -200,8 +202,9 @@ def test_distractor_is_background_but_looks_like_an_object():
         assert np.linalg.norm(colour - source) < np.linalg.norm(colour - background)
 
 
-def test_frames_are_textured_and_background_moves():
-    video = render_video(2, T, SIZE, K)
+@pytest.mark.parametrize("preset,scroll", [("hard", 2), ("davis", 0.3)])
+def test_frames_are_textured_and_background_moves(preset, scroll):
+    video = render_video(2, T, SIZE, K, preset=preset)
     frames = video.frames.astype(float)
     background = (video.masks == 0) & ~video.distractor_mask
     kernel = np.ones((5, 5), np.uint8)
@@ -216,22 +219,23 @@ def test_frames_are_textured_and_background_moves():
                 assert frames[t][inner].std(0).max() > 8  # objects are textured too
     gray = [cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float64) for b in video.background]
     (dx, dy), _ = cv2.phaseCorrelate(gray[0], gray[-1])
-    assert np.hypot(dx, dy) > 2  # the background scrolls
+    assert np.hypot(dx, dy) > scroll  # the background scrolls
     both = background[0] & background[-1]
     assert np.abs(frames[0] - frames[-1])[both].mean() > 5
 
 
-def test_object_moves_and_changes_scale():
-    video = render_video(1, 12, (96, 128), 1)
+@pytest.mark.parametrize("preset,shift,growth", [("hard", 3, 1.15), ("davis", 0.5, 1.02)])
+def test_object_moves_and_changes_scale(preset, shift, growth):
+    video = render_video(1, 12, (96, 128), 1, preset=preset)
     full = video.full_masks[:, 0]
     assert video.late_id == video.leave_id == 0 and full[0].any()
     ys, xs = np.nonzero(full[0])
     ye, xe = np.nonzero(full[-1])
-    assert np.hypot(xs.mean() - xe.mean(), ys.mean() - ye.mean()) > 3
+    assert np.hypot(xs.mean() - xe.mean(), ys.mean() - ye.mean()) > shift
     interior = [t for t in range(12) if not (full[t, 0].any() or full[t, -1].any())]
     interior = [t for t in interior if not (full[t, :, 0].any() or full[t, :, -1].any())]
     areas = full[interior].sum((1, 2))
-    assert len(interior) >= 2 and areas.max() > 1.15 * areas.min()
+    assert len(interior) >= 2 and areas.max() > growth * areas.min()
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,29 @@ _ATTEMPTS = 20  # re-draws (from the same generator, so still deterministic) if 
 _NORMALS = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # inward: L, R, T, B
 
 
+@dataclass(frozen=True)
+class Motion:
+    """How fast a video moves. A video's drift, scale change, spin, wave and background scroll
+    unfold over `span` frames (at least the video's own length), so a longer span is slower
+    motion; the object that leaves does so through the `nearest` border (else one of the two
+    farthest). The entering and leaving objects still do so within the video."""
+
+    span: float
+    leave_nearest: bool
+    exit_at: float  # the leaving object is out of view from this share of the video on
+    occlusion: bool  # an object is steered onto the leaving one (else they meet only by chance)
+
+
+# "davis": per-frame motion matched to real DAVIS ground truth (benchmarks/motion_stats.py on
+# davis-mini's 13 sequences: centroid displacement / sqrt(area) median 0.034, 90th percentile
+# 0.10; |log scale change| median 0.010, p90 0.035). "hard": a whole video's motion within its
+# own length (about 2x / 4.6x DAVIS's median / p90 displacement at 24 frames).
+PRESETS = {
+    "davis": Motion(span=72.0, leave_nearest=True, exit_at=0.9, occlusion=False),
+    "hard": Motion(span=0.0, leave_nearest=False, exit_at=0.7, occlusion=True),
+}
+
+
 @dataclass
 class SyntheticVideo:
     """A rendered video with the ground truth that tests and demos need."""
@@ -64,6 +87,12 @@ class _Entity:
     centre: np.ndarray | None = None  # [T, 2] (x, y) in frame pixels
     angle: np.ndarray | None = None  # [T] radians
     scale: np.ndarray | None = None  # [T] frame pixels per sprite pixel
+
+
+def _motion(preset: str) -> Motion:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    return PRESETS[preset]
 
 
 def _check_video_args(num_frames, size, num_objects) -> tuple[int, int]:
@@ -148,9 +177,14 @@ def _make_entity(rng, category: str, colours: np.ndarray, kind: str) -> _Entity:
     return _Entity(sprite, category, r_out, max(r_in - 1.0, 1.0))
 
 
-def _background(rng, t: np.ndarray, h: int, w: int) -> np.ndarray:
+def _pace(t: np.ndarray, motion: Motion) -> float:
+    """The share of a video's motion that its own length shows (1 for the hard preset)."""
+    return t[-1] / max(t[-1], motion.span)
+
+
+def _background(rng, t: np.ndarray, h: int, w: int, motion: Motion) -> np.ndarray:
     """Scrolling background [T, H, W, 3] float32: a larger texture seen through a moving window."""
-    speed = rng.uniform(0.5, 1.2) * max(1.0, min(h, w) / 96)
+    speed = rng.uniform(0.5, 1.2) * max(1.0, min(h, w) / 96) * _pace(t, motion)
     a = rng.uniform(0, 2 * np.pi)
     v = speed * np.array([np.cos(a), np.sin(a)])
     m = math.ceil(speed * t[-1] / 2) + 2  # margin so the window never leaves the texture
@@ -184,23 +218,26 @@ def _layout(rng, h: int, w: int, n: int):
     return centres, min(ch, cw) / 2, [np.flatnonzero(b) for b in on_border]
 
 
-def _free_motion(rng, e: _Entity, c0: np.ndarray, r0: float, t: np.ndarray, h: int, w: int):
+def _free_motion(rng, e: _Entity, c0, r0: float, t: np.ndarray, h: int, w: int, motion: Motion):
     """Smooth affine motion: drift + sideways wave, constant spin, exponential scale change."""
-    e.scale = r0 / e.r_out * np.exp(rng.choice([-1, 1]) * rng.uniform(0.2, 0.45) * t / t[-1])
-    e.angle = rng.uniform(0, 2 * np.pi) + rng.choice([-1, 1]) * rng.uniform(0.02, 0.08) * t
+    pace = _pace(t, motion)
+    u = t / t[-1] * pace  # the share of the motion unfolded by each frame
+    e.scale = r0 / e.r_out * np.exp(rng.choice([-1, 1]) * rng.uniform(0.2, 0.45) * u)
+    e.angle = rng.uniform(0, 2 * np.pi) + rng.choice([-1, 1]) * rng.uniform(0.02, 0.08) * t * pace
     a = rng.uniform(0, 2 * np.pi)
     d = np.array([np.cos(a), np.sin(a)])
     amp, ph = rng.uniform(0, 0.04) * min(h, w), rng.uniform(0, 2 * np.pi)
-    wave = amp * (np.sin(2 * np.pi * t / rng.uniform(0.5, 1.5) / t[-1] + ph) - np.sin(ph))
-    drift = rng.uniform(0.1, 0.35) * min(h, w) * t / t[-1]
+    wave = amp * (np.sin(2 * np.pi * u / rng.uniform(0.5, 1.5) + ph) - np.sin(ph))
+    drift = rng.uniform(0.1, 0.35) * min(h, w) * u
     e.centre = c0 + drift[:, None] * d + wave[:, None] * np.array([-d[1], d[0]])
 
 
-def _leave(rng, e: _Entity, t: np.ndarray, t_exit: int, h: int, w: int) -> None:
-    """Move straight out through one of the two farthest borders, fully outside from t_exit."""
+def _leave(rng, e: _Entity, t, t_exit: int, h: int, w: int, nearest: bool) -> None:
+    """Move straight out through the nearest border or one of the two farthest, fully outside
+    from t_exit."""
     c0 = e.centre[0]
     dist = np.array([_depth(c0, s, h, w) for s in range(4)])
-    side = int(rng.choice(np.argsort(dist)[-2:]))
+    side = int(np.argmin(dist)) if nearest else int(rng.choice(np.argsort(dist)[-2:]))
     # past the largest radius the object ever has, so that later growth cannot bring it back
     out = -_NORMALS[side] * (dist[side] + e.r_out * e.scale.max() + 1)
     slide = _NORMALS[side][::-1] * rng.uniform(-0.1, 0.1) * min(h, w)
@@ -237,7 +274,7 @@ def _chase(rng, chaser: _Entity, target: _Entity, t0: int, t_hi: int, h: int, w:
     chaser.centre = np.where((u > 0)[:, None], p0 + (q - p0) * ease[:, None], chaser.centre)
 
 
-def _plan(rng, t: np.ndarray, h: int, w: int, k: int, late_start: bool):
+def _plan(rng, t: np.ndarray, h: int, w: int, k: int, late_start: bool, motion: Motion):
     """K objects + a distractor (last), with motion; also the source, late, leave ids, exit."""
     looks = [
         (CATEGORIES[rng.integers(3)], _colours(rng), TEXTURES[rng.integers(3)]) for _ in range(k)
@@ -248,20 +285,22 @@ def _plan(rng, t: np.ndarray, h: int, w: int, k: int, late_start: bool):
     for e, c0 in zip(ents, centres, strict=True):
         r0 = min(half_cell, 0.22 * min(h, w)) * rng.uniform(0.7, 0.95)
         jitter = (half_cell - r0) * rng.uniform(-1, 1, 2)
-        _free_motion(rng, e, c0 + jitter, r0, t, h, w)
+        _free_motion(rng, e, c0 + jitter, r0, t, h, w, motion)
     if k == 1:
         return ents, src + 1, 0, 0, 0
     # the late object needs a cell on the frame border; one always exists among the K objects
     late = int(rng.choice([i for i in range(k) if sides[i].size]))
     leave = int(rng.choice([i for i in range(k) if i != late]))
     t_in = max(1, round(0.25 * t[-1])) if late_start else 0
-    t_exit = min(max(1, round(0.7 * t[-1])), max(1, len(t) - 2))
-    _leave(rng, ents[leave], t, t_exit, h, w)
+    t_exit = min(max(1, round(motion.exit_at * t[-1])), max(1, len(t) - 2))
+    _leave(rng, ents[leave], t, t_exit, h, w, motion.leave_nearest)
     _enter(rng, ents[late], centres[late], sides[late], t, t_in, h, w)
     # occlusion: some object (the late one when K == 2) meets the leaving one before it exits
     free = [i for i in range(k) if i not in (late, leave)]
     chaser = int(rng.choice(free)) if free else late
-    _chase(rng, ents[chaser], ents[leave], t_in if chaser == late else 0, t_exit, h, w)
+    if motion.occlusion:  # at real-video speeds most objects could not get there in time
+        t0 = t_in if chaser == late else 0
+        _chase(rng, ents[chaser], ents[leave], t0, t_exit, h, w)
     return ents, src + 1, late + 1, leave + 1, t_exit
 
 
@@ -275,11 +314,11 @@ def _warp(e: _Entity, h: int, w: int) -> np.ndarray:
     return np.stack([cv2.warpAffine(e.sprite, mt, (w, h), flags=cv2.INTER_LINEAR) for mt in m])
 
 
-def _render(rng, num_frames: int, h: int, w: int, k: int, late_start: bool) -> SyntheticVideo:
-    """Plan and draw one video, back to front (painter's algorithm)."""
+def _render(rng, num_frames: int, h: int, w: int, k: int, late_start: bool, motion: Motion):
+    """Plan and draw one video, back to front (painter's algorithm) -> SyntheticVideo."""
     t = np.arange(num_frames, dtype=np.float64)
-    ents, src, late, leave, t_exit = _plan(rng, t, h, w, k, late_start)
-    bg = _background(rng, t, h, w)
+    ents, src, late, leave, t_exit = _plan(rng, t, h, w, k, late_start, motion)
+    bg = _background(rng, t, h, w, motion)
     frames = bg.copy()
     layer = np.zeros((num_frames, h, w), np.uint8)  # 1..K objects, K + 1 the distractor
     full = np.zeros((num_frames, k, h, w), bool)
@@ -333,12 +372,14 @@ def render_video(
     size: tuple[int, int],
     num_objects: int,
     late_start: bool = True,
+    preset: str = "davis",
 ) -> SyntheticVideo:
     """Like `generate_video`, but also return unoccluded masks, the distractor and the roles."""
     h, w = _check_video_args(num_frames, size, num_objects)
+    motion = _motion(preset)
     rng = np.random.default_rng(seed)
     for _ in range(_ATTEMPTS):
-        video = _render(rng, int(num_frames), h, w, int(num_objects), late_start)
+        video = _render(rng, int(num_frames), h, w, int(num_objects), late_start, motion)
         if _meets_spec(video, late_start):
             return video
     raise RuntimeError(
@@ -353,13 +394,15 @@ def generate_video(
     size: tuple[int, int],
     num_objects: int,
     late_start: bool = True,
+    preset: str = "davis",
 ) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic video -> frames uint8 [T, H, W, 3], masks uint8 [T, H, W] (ids 0..K).
 
     With late_start=True the late object is absent from frame 0; with False it is a sliver at
-    the border in frame 0, so that frame 0 holds every id 1..K.
+    the border in frame 0, so that frame 0 holds every id 1..K. `preset`: a name in `PRESETS`
+    ("davis": motion as in real video, "hard": faster).
     """
-    video = render_video(seed, num_frames, size, num_objects, late_start)
+    video = render_video(seed, num_frames, size, num_objects, late_start, preset)
     return video.frames, video.masks
 
 
@@ -436,6 +479,7 @@ def write_dataset(
     size: tuple[int, int],
     num_objects: int,
     seed: int,
+    preset: str = "davis",
 ) -> Path:
     """Write a synthetic dataset in the 'davis' or 'youtube' layout; return its root.
 
@@ -449,11 +493,12 @@ def write_dataset(
     if not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     _check_video_args(num_frames, size, num_objects)
+    _motion(preset)
     root = Path(out_dir)
     n_train = num_videos - max(1, round(0.2 * num_videos))
 
     def render(i: int, late_start: bool) -> SyntheticVideo:
-        return render_video([int(seed), i], num_frames, size, num_objects, late_start)
+        return render_video([int(seed), i], num_frames, size, num_objects, late_start, preset)
 
     writer = _write_davis if fmt == "davis" else _write_youtube
     writer(root, render, int(num_videos), n_train)
