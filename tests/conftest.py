@@ -53,6 +53,8 @@ LONGEST_FIRST = (
     "tests/training/test_step.py",
     "tests/training/test_loop_equivalence.py",
     "tests/families/test_rvos.py",
+    "tests/families/test_rvos_recipe.py",
+    "tests/training/test_init_checkpoint.py",
     "tests/families/test_feelvos.py",
     "tests/families/test_rvos_propagator.py",
     "tests/inference/test_segment.py",

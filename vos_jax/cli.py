@@ -170,7 +170,14 @@ def run_synth(args: argparse.Namespace) -> None:
     from vos_jax.data import synthetic
 
     root = synthetic.write_dataset(
-        args.out, args.format, args.videos, args.frames, args.size, args.objects, args.seed
+        args.out,
+        args.format,
+        args.videos,
+        args.frames,
+        args.size,
+        args.objects,
+        args.seed,
+        args.preset,
     )
     print(f"wrote a synthetic {args.format} dataset to {root}")
 
@@ -182,30 +189,39 @@ def run_build_dataset(args: argparse.Namespace) -> None:
     print(f"built {args.name}/{args.config} in {args.data_dir}: splits {', '.join(splits)}")
 
 
+def converters() -> dict:
+    """{name: (convert, options dataclass, conventions)}: every family's importer of official
+    weights, then the pretrained-backbone importers (`vos_jax.convert.backbone_converters`)."""
+    from vos_jax.convert import backbone_converters
+    from vos_jax.families import FAMILIES
+
+    found = {
+        name: (f.converter.convert, f.converter.options, f.converter.conventions)
+        for name, f in FAMILIES.items()
+        if f.converter is not None
+    }
+    return {**found, **backbone_converters()}
+
+
 def run_convert(args: argparse.Namespace) -> None:
-    from vos_jax.families import get
     from vos_jax.families.options import field_types
 
-    converter = get(args.family).converter
-    options = {k: getattr(args, k) for k in field_types(converter.options)}
-    print(f"wrote {converter.convert(out=args.out, **options)}")
+    convert, options_cls, _ = converters()[args.family]
+    options = {k: getattr(args, k) for k in field_types(options_cls)}
+    print(f"wrote {convert(out=args.out, **options)}")
 
 
 def add_convert_parsers(sub) -> None:
-    """`vos-jax convert FAMILY`: one subcommand per family with an importer, its flags from the
-    importer's options."""
-    from vos_jax.families import FAMILIES
+    """`vos-jax convert NAME`: one subcommand per importer (a family's, or a backbone's), its
+    flags from the importer's options."""
     from vos_jax.families.options import flag_spec
 
     convert = sub.add_parser("convert", help="import published weights of an official model")
-    families = convert.add_subparsers(dest="family", required=True, parser_class=_Parser)
-    for name, family in FAMILIES.items():
-        if family.converter is None:
-            continue
-        c = family.converter
-        one = families.add_parser(name, help=f"{name}: {c.conventions}", description=c.conventions)
-        for key, (parse, text, required) in flag_spec(c.options).items():
-            default = None if required else c.options.__dataclass_fields__[key].default
+    names = convert.add_subparsers(dest="family", required=True, parser_class=_Parser)
+    for name, (_, options, conventions) in converters().items():
+        one = names.add_parser(name, help=f"{name}: {conventions}", description=conventions)
+        for key, (parse, text, required) in flag_spec(options).items():
+            default = None if required else options.__dataclass_fields__[key].default
             one.add_argument(f"--{key}", type=parse, required=required, default=default, help=text)
         one.add_argument("--out", required=True, help="the vos-jax checkpoint folder to write")
         one.set_defaults(func=run_convert)
@@ -214,10 +230,12 @@ def add_convert_parsers(sub) -> None:
 def run_demo(args: argparse.Namespace) -> None:
     from vos_jax import demo
 
-    demo.run(Path(args.out), config=args.config, steps=args.steps)
+    demo.run(Path(args.out), config=args.config, steps=args.steps, preset=args.preset)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vos_jax.data.synthetic import PRESETS
+
     parser = _Parser(prog="vos-jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -228,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--frames", type=int, default=24)
     synth.add_argument("--size", type=_size, default=(96, 160), help="HxW")
     synth.add_argument("--objects", type=int, default=3)
+    synth.add_argument(
+        "--preset", choices=list(PRESETS), default="davis", help="motion: as real video, or faster"
+    )
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=run_synth)
 
@@ -268,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--steps", type=int, default=None, help="training steps (default: the config's; 0: none)"
+    )
+    demo.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="synthetic motion (default: the config's)",
     )
     demo.set_defaults(func=run_demo)
     return parser

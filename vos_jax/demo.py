@@ -50,13 +50,18 @@ def _overlay(root: Path, seq: str, results: Path, path: Path) -> None:
     writer.close()
 
 
-def run(out: Path, config: str | None = None, steps: int | None = None) -> dict:
+def run(
+    out: Path, config: str | None = None, steps: int | None = None, preset: str | None = None
+) -> dict:
     """Train (`steps`: instead of the config's total, 0 = the untrained model), evaluate,
-    compare, overlay; -> {family: global row, 'copy-first-mask': ...}."""
+    compare, overlay; -> {family: global row, 'copy-first-mask': ...}. `preset`: the synthetic
+    videos' motion ("davis" or "hard") instead of the config's."""
     out = Path(out).absolute()
     train_config = load_config(config or DEFAULT_CONFIG)
     if steps is not None:
         train_config.total_steps = steps
+    if preset is not None:
+        train_config.synthetic.preset = preset
     train_config.synthetic.cache_dir = str(out / "data")
     root = synthetic_root(train_config.synthetic)
     sequences = layouts.DavisLayout(root).sequences("val")

@@ -41,6 +41,21 @@ def pixel_cross_entropy(
     return jnp.where(valid, loss, 0.0), valid
 
 
+def _hardest(logits, labels, object_valid, top_k_fraction):
+    """-> (sum of the kept losses [B], kept count k_b [B]) of each example's hardest pixels."""
+    loss, valid = pixel_cross_entropy(logits, labels, object_valid)
+    batch = loss.shape[0]
+    loss, valid = loss.reshape(batch, -1), valid.reshape(batch, -1)
+    n_valid = jnp.sum(valid, axis=1)
+    fraction = jnp.clip(jnp.asarray(top_k_fraction, jnp.float32), 0.0, 1.0)
+    k = jnp.round(fraction * n_valid.astype(jnp.float32)).astype(jnp.int32)
+    k = jnp.clip(k, jnp.minimum(n_valid, 1), n_valid)
+    # Losses are >= 0, so void pixels (-1) sort after every valid one.
+    ranked = -jnp.sort(-jnp.where(valid, loss, -1.0), axis=1)
+    keep = jnp.arange(loss.shape[1])[None, :] < k[:, None]
+    return jnp.sum(jnp.where(keep, ranked, 0.0), axis=1), k
+
+
 def bootstrapped_cross_entropy(
     logits: Float[ArrayLike, "B H W O"],
     labels: Integer[ArrayLike, "B H W"],
@@ -54,18 +69,22 @@ def bootstrapped_cross_entropy(
     fraction 1.0 gives the plain mean over all valid pixels of the batch (0 when none). The
     fraction may be traced (annealing): selection is a sort plus a rank mask, static shapes.
     """
-    loss, valid = pixel_cross_entropy(logits, labels, object_valid)
-    batch = loss.shape[0]
-    loss, valid = loss.reshape(batch, -1), valid.reshape(batch, -1)
-    n_valid = jnp.sum(valid, axis=1)
-    fraction = jnp.clip(jnp.asarray(top_k_fraction, jnp.float32), 0.0, 1.0)
-    k = jnp.round(fraction * n_valid.astype(jnp.float32)).astype(jnp.int32)
-    k = jnp.clip(k, jnp.minimum(n_valid, 1), n_valid)
-    # Losses are >= 0, so void pixels (-1) sort after every valid one.
-    ranked = -jnp.sort(-jnp.where(valid, loss, -1.0), axis=1)
-    keep = jnp.arange(loss.shape[1])[None, :] < k[:, None]
-    total = jnp.sum(jnp.where(keep, ranked, 0.0))
+    total, k = _hardest(logits, labels, object_valid, top_k_fraction)
+    total = jnp.sum(total)
     return total / jnp.maximum(jnp.sum(k), 1).astype(total.dtype)
+
+
+def bootstrapped_cross_entropy_per_example(
+    logits: Float[ArrayLike, "B H W O"],
+    labels: Integer[ArrayLike, "B H W"],
+    object_valid: Bool[ArrayLike, "B O"],
+    top_k_fraction: float | Float[ArrayLike, ""] = 1.0,
+) -> Float[Array, " B"]:
+    """Each example's mean cross-entropy over its own hardest `top_k_fraction` of valid pixels
+    (0 when it has none): the official FEELVOS loss per video (train_utils.py:180-221), whose
+    pixels may span several frames stacked as one tall image."""
+    total, k = _hardest(logits, labels, object_valid, top_k_fraction)
+    return total / jnp.maximum(k, 1).astype(total.dtype)
 
 
 def bootstrap_fraction(

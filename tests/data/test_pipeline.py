@@ -91,6 +91,8 @@ def test_frames_and_masks_stay_aligned(sampling):
         colour_of = {}
         for k in set(np.unique(masks)) - {0, 255}:
             colours, counts = np.unique(colour_ids[uniform & (masks == k)], return_counts=True)
+            if counts.size == 0:  # only a sliver of the object is in view: nothing to check
+                continue
             assert counts.max() > 0.99 * counts.sum() and colours[counts.argmax()] > 0
             colour_of[k] = colours[counts.argmax()]
         assert len(set(colour_of.values())) == len(colour_of)

@@ -58,3 +58,44 @@ def test_remap_objects_beyond_the_budget_become_void():
     kept = out[0, 0, 1:]
     assert sorted(kept[kept != 255]) == [1, 2, 3] and np.sum(kept == 255) == 2
     assert valid.tolist() == [True] * 4
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_triplet_with_gap_one_takes_adjacent_previous_and_current(seed):
+    """Official FEELVOS (sample_adjacent_and_consistent_query_frames=True): previous and current
+    are neighbours; with every frame annotated, exactly one frame apart."""
+    rng = np.random.default_rng(seed)
+    _, previous, current = sampling.triplet_indices(np.ones(30, bool), 1, rng)
+    assert current - previous == 1
+    sparse = np.zeros(30, bool)
+    sparse[::5] = True  # YouTube-VOS-like: the nearest earlier annotated frame
+    _, previous, current = sampling.triplet_indices(sparse, 1, rng)
+    assert current - previous == 5
+
+
+def _stride4_object(pixels, value=1, size=(40, 40)):
+    """A mask with `pixels` samples of `value` on the stride-4 grid (pixel 4 j) and 3x3 blocks
+    around them, so that full-resolution area and grid count differ."""
+    mask = np.zeros(size, np.uint8)
+    for j in range(pixels):
+        y, x = 4 * (j // 5) + 4, 4 * (j % 5) + 4
+        mask[y - 1 : y + 2, x - 1 : x + 2] = value
+    return mask
+
+
+def test_small_object_filter_counts_stride4_pixels_of_every_label():
+    ok = sampling.enough_reference_pixels
+    assert not ok(_stride4_object(5), 10)  # 45 full-resolution pixels, 5 on the grid
+    assert ok(_stride4_object(10), 10)
+    assert ok(_stride4_object(5), 0)  # 0: off
+    two = _stride4_object(10)
+    two[0, 0] = 2  # one grid pixel of another object
+    assert not ok(two, 10)
+    void = _stride4_object(10)
+    void[0, :8] = 255  # void counts as a label too (official unique_with_counts)
+    assert not ok(void, 10)
+    assert not ok(np.ones((40, 40), np.uint8), 10)  # no background
+    assert not ok(np.zeros((40, 40), np.uint8), 10)  # no foreground
+    full = np.ones((40, 40), np.uint8)
+    full[:8] = 0  # background: 2 grid rows x 10 = 20 pixels
+    assert ok(full, 10) and not ok(full, 21)

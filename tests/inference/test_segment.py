@@ -83,7 +83,12 @@ def test_config_file_sets_engine_options(tiny, tmp_path, capsys):
     )
     options = engine_options(args, "feelvos")
     assert options == dict(
-        max_objects=10, global_every=5, max_reference_frames=1, max_displacement=15
+        max_objects=10,
+        global_every=5,
+        max_reference_frames=1,
+        max_displacement=15,
+        output_stride=8,
+        previous_input="labels",
     )  # the flag wins over the config
     (tmp_path / "bad.py").write_text(
         "import ml_collections\n"

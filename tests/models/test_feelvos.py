@@ -38,9 +38,18 @@ def test_feelvos_init_and_feature_shapes(tiny, tiny_features):
     feats, emb = tiny_features
     assert feats.shape == (B, h, w, TINY["decoder_channels"]) and feats.dtype == jnp.float32
     assert emb.shape == (B, h, w, TINY["embedding_dim"]) and emb.dtype == jnp.float32
-    # Near-identity embedding head: embeddings start close to the first D feature channels.
-    first = feats[..., : TINY["embedding_dim"]]
-    assert float(jnp.linalg.norm(emb - first) / jnp.linalg.norm(first)) < 0.5
+    # The official identity initialiser with noise (embedding_utils.py:867-919): truncated
+    # normal noise of stddev 0.03 (|noise| <= 0.06) on 1 at the centre, for channel 0 only of
+    # the depthwise kernel ([3, 3, 1, C]: min(in, out) = 1), for channels i -> i pointwise.
+    head = variables["params"]["embedding"]
+    depthwise, pointwise = np.asarray(head["depthwise"]["kernel"]), head["pointwise"]["kernel"]
+    eye = np.zeros(depthwise.shape)
+    eye[1, 1, 0, 0] = 1.0
+    assert np.abs(depthwise - eye).max() <= 0.06 and np.abs(depthwise - eye).std() > 0.01
+    d = TINY["embedding_dim"]
+    eye = np.zeros(pointwise.shape)
+    eye[0, 0, np.arange(d), np.arange(d)] = 1.0
+    assert np.abs(np.asarray(pointwise) - eye).max() <= 0.06
     # Leading dims (e.g. [B, T]) and uint8 frames (scaled by 1 / 255 inside).
     clip = (frames[None] * 255).round().astype(jnp.uint8)
     feats_u8, emb_u8 = jax.jit(model.apply, static_argnames="method")(
@@ -137,4 +146,4 @@ def test_variant_param_counts():
         variables = abstract_init(Feelvos.variant(name), frames, num_objects=2)
         counts[name] = count_params(variables["params"])
     # paper: ResNet-101 42.50M + ASPP 3.02M + decoder 0.16M + embedding 0.03M + head 0.32M
-    assert counts == {"paper": 46_028_718, "mobile": 3_060_270, "tiny": 193_986}
+    assert counts == {"paper": 46_026_667, "mobile": 3_058_219, "tiny": 193_855}

@@ -21,7 +21,8 @@ def test_validate_accepts_the_configs_and_names_bad_keys():
         ("feelvos_ytvos", ("", ":runlocal")),
         ("rvos_synthetic", rvos_args),
         ("rvos_davis", rvos_args),
-        ("rvos_ytvos", rvos_args),
+        ("rvos_ytvos_stage1", rvos_args),
+        ("rvos_ytvos_stage2", (":/runs/stage1", ":/runs/stage1,runlocal")),
     ):
         for arg in args:
             config = load_config(f"vos_jax/configs/{name}.py{arg}")

@@ -162,5 +162,5 @@ def test_unknown_key_in_a_config_file(env, tmp_path):
     )
     proc = train(env, tmp_path / "w", config=str(config), check=False)
     assert proc.returncode == 1
-    assert "error: config.data.cropsize: unknown key (known: data.batch_size" in proc.stderr
+    assert "error: config.data.cropsize: unknown key (known: data.affine, data.batch" in proc.stderr
     assert not (tmp_path / "w").exists()

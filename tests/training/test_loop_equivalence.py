@@ -14,7 +14,7 @@ def env(tmp_path_factory):
 
 
 # Equivalence through the whole trainer (sharded data loading, mesh, FSDP placement, step), at
-# the config's real learning rate (AdamW 3e-3, bootstrapping annealed over 12 steps, clips that
+# the config's real learning rate (AdamW 1e-2, bootstrapping annealed over 12 steps, clips that
 # feed the model's own predictions back), computed in float64. In float32 the trails drift apart
 # after a few steps (relative 1e-7, 3e-6, 3e-3 at steps 1-3): the per-device batch changes the
 # last-bit rounding of convolutions and reductions, and max-pool / matching-min / top-k near-ties
@@ -44,4 +44,4 @@ def test_one_vs_eight_devices_vs_fsdp_same_losses(env, tmp_path):
     for name in ("8 devices", "4 x 2 fsdp"):
         print(name, "max relative difference", np.max(np.abs(trails[name] - want) / want))
         np.testing.assert_allclose(trails[name], want, rtol=1e-9, err_msg=name)
-    assert want[-1] < 0.9 * want[0]  # real updates: the loss moved
+    assert want[-1] < 0.95 * want[0]  # real updates: the loss moved

@@ -24,20 +24,27 @@ def get_config(arg=None):
     config.checkpoint_every_steps = 5_000
     config.eval_every_steps = 20_000
     config.data.update(source="tfds", tfds_name="youtube_vos/2019", split="train", batch_size=48)
-    config.data.update(crop_size=(465, 465), scale_range=(1.0, 1.3), max_gap=5, max_objects=10)
-    # The official training damages the previous frame's mask (utils/mask_damaging.py): the
-    # given previous mask is a simulated prior (affine / thin-plate-spline warped, dilated).
-    config.data.prior = True
-    config.optimizer.update(name="momentum", learning_rate=7e-4, weight_decay=4e-5)
+    # The official recipe as feelvos_davis17.py (its comment lists it); triplets 5 raw frames
+    # apart on YouTube-VOS, whose frames are annotated every 5th.
+    config.data.update(crop_size=(465, 465), scale_range=(1.0, 1.3), max_gap=1, max_objects=10)
+    config.data.update(photometric=False, min_stride4_pixels=10)
+    config.optimizer.update(
+        name="momentum",
+        learning_rate=7e-4,
+        weight_decay=4e-5,
+        clip_per_variable=5.0,
+        bias_lr_multiplier=2.0,
+    )
     config.loss.update(anneal_steps=100_000, max_per_object=1024, max_displacement=15)
     config.eval.update(root="", split="val")  # set to a DAVIS folder to validate
     # YouTube-VOS objects may first appear after frame 0: several reference frames.
-    config.inference.update(max_objects=10, max_reference_frames=5)
+    config.inference.update(max_objects=10, max_reference_frames=5, output_stride=8)
     if runlocal:
         config.total_steps = 20
         config.log_every_steps = 5
         config.checkpoint_every_steps = 10
         config.eval_every_steps = 0
         config.data.update(batch_size=8, crop_size=(65, 65), max_objects=3)
+        config.model.fine_tune_batch_norm = True  # from scratch: no statistics to keep
         config.loss.anneal_steps = 20
     return config

@@ -27,6 +27,8 @@ from vos_jax.convert.state_dict import (
     Importer,
     StateDictMismatch,
     blocks_per_stage,
+    read_state_dict,
+    strip_prefix,
     torchvision_resnet,
 )
 from vos_jax.models.rvos import Rvos
@@ -36,17 +38,6 @@ _BACKBONES = {  # (blocks per stage, bottleneck) -> (backbone, variant)
     ((3, 4, 6, 3), True): ("resnet50", "resnet50"),
     ((3, 4, 6, 3), False): ("resnet34", "resnet34"),
 }
-
-
-def _strip(state_dict: Mapping[str, np.ndarray], prefix: str = "") -> dict[str, np.ndarray]:
-    """Entries under `prefix` with it removed, and without DataParallel's `module.`."""
-    out = {}
-    for name, value in state_dict.items():
-        if not name.startswith(prefix):
-            continue
-        name = name[len(prefix) :]
-        out[name.removeprefix("module.")] = np.asarray(value)
-    return out
 
 
 def architecture(encoder: Mapping[str, np.ndarray], decoder: Mapping[str, np.ndarray]):
@@ -77,7 +68,7 @@ def import_rvos(
     """Official encoder and decoder state dicts -> (variant, overrides, variables) for
     `Rvos.variant(variant, **overrides)`. Every entry is used (or one of the documented
     non-model entries) and every variable set, with matching shapes; else StateDictMismatch."""
-    encoder, decoder = _strip(encoder), _strip(decoder)
+    encoder, decoder = strip_prefix(encoder), strip_prefix(decoder)
     variant, overrides = architecture(encoder, decoder)
     model = Rvos.variant(variant, **overrides)
     frame = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.uint8)
@@ -103,35 +94,14 @@ def split_combined(
     state_dict: Mapping[str, np.ndarray], decoder_prefix: str = "decoder."
 ) -> tuple[dict, dict]:
     """One mapping with both parts (`encoder.*`, `<decoder_prefix>*`) -> (encoder, decoder)."""
-    encoder, decoder = _strip(state_dict, "encoder."), _strip(state_dict, decoder_prefix)
+    encoder = strip_prefix(state_dict, "encoder.")
+    decoder = strip_prefix(state_dict, decoder_prefix)
     if not encoder or not decoder:
         raise StateDictMismatch(
             f"expected entries under 'encoder.' and {decoder_prefix!r}; found prefixes "
             f"{sorted({k.split('.')[0] for k in state_dict})}"
         )
     return encoder, decoder
-
-
-def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """A state dict file as {name: array}: `.npz` (NumPy, no torch needed) or a PyTorch file
-    (`torch.load(weights_only=True)`, the `[torch]` extra)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such state-dict file")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    try:
-        import torch
-    except ImportError:
-        raise ValueError(
-            f"{path}: reading PyTorch files needs torch: pip install 'vos-jax[torch]' "
-            "(or convert the state dict to .npz)"
-        ) from None
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(loaded, Mapping):
-        raise StateDictMismatch(f"{path}: expected a state dict (name -> tensor)")
-    return {k: v.detach().cpu().numpy() for k, v in loaded.items()}
 
 
 def read_official(path: str | os.PathLike, decoder_prefix: str = "decoder.") -> tuple[dict, dict]:

@@ -1,15 +1,18 @@
 """Moving PyTorch state-dict entries into Flax variables, with an account of every entry.
 
 A state dict here is a mapping of PyTorch names to NumPy arrays, as
-`{k: v.numpy() for k, v in torch.load(f, weights_only=True).items()}` gives it. `Importer` takes
-entries by name, converts the layout (conv OIHW -> HWIO, BatchNorm weight/bias/running stats ->
-scale/bias + batch_stats mean/var) and, at the end, fails loudly if an entry was not used or a
-variable of the model was not set, or a shape differs.
+`{k: v.numpy() for k, v in torch.load(f, weights_only=True).items()}` gives it (`read_state_dict`
+reads one from a PyTorch or `.npz` file). `Importer` takes entries by name, converts the layout
+(conv OIHW -> HWIO, BatchNorm weight/bias/running stats -> scale/bias + batch_stats mean/var) and,
+at the end, fails loudly if an entry was not used or a variable of the model was not set, or a
+shape differs (naming the entry).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import flax
 import jax
@@ -27,6 +30,7 @@ class Importer:
         self.entries = {k: np.asarray(v) for k, v in state_dict.items()}
         self.used: set[str] = set()
         self.flat: dict[tuple[str, ...], np.ndarray] = {}
+        self.source: dict[tuple[str, ...], str] = {}  # variable -> its entry, for error messages
         for name in ignore:  # documented non-model entries (classifier heads, counters)
             if name in self.entries:
                 self.used.add(name)
@@ -40,19 +44,25 @@ class Importer:
     def has(self, name: str) -> bool:
         return name in self.entries
 
+    def set(self, key: tuple[str, ...], name: str, value: np.ndarray | None = None) -> None:
+        """Variable `key` (collection, *path) from entry `name`, or from `value` derived from it."""
+        self.flat[key] = self.take(name) if value is None else value
+        self.source[key] = name
+
     def conv(self, torch_name: str, path: tuple[str, ...], bias: bool = True) -> None:
         """nn.Conv2d [O, I, kh, kw] (+ bias) -> nn.Conv kernel [kh, kw, I, O] (+ bias)."""
         weight = self.take(f"{torch_name}.weight")
-        self.flat[("params", *path, "kernel")] = np.transpose(weight, (2, 3, 1, 0))
+        kernel = np.transpose(weight, (2, 3, 1, 0))
+        self.set(("params", *path, "kernel"), f"{torch_name}.weight", kernel)
         if bias:
-            self.flat[("params", *path, "bias")] = self.take(f"{torch_name}.bias")
+            self.set(("params", *path, "bias"), f"{torch_name}.bias")
 
     def batch_norm(self, torch_name: str, path: tuple[str, ...]) -> None:
         """nn.BatchNorm2d -> flax BatchNorm: weight -> scale, bias, running stats -> batch_stats."""
-        self.flat[("params", *path, "scale")] = self.take(f"{torch_name}.weight")
-        self.flat[("params", *path, "bias")] = self.take(f"{torch_name}.bias")
-        self.flat[("batch_stats", *path, "mean")] = self.take(f"{torch_name}.running_mean")
-        self.flat[("batch_stats", *path, "var")] = self.take(f"{torch_name}.running_var")
+        self.set(("params", *path, "scale"), f"{torch_name}.weight")
+        self.set(("params", *path, "bias"), f"{torch_name}.bias")
+        self.set(("batch_stats", *path, "mean"), f"{torch_name}.running_mean")
+        self.set(("batch_stats", *path, "var"), f"{torch_name}.running_var")
         if self.has(f"{torch_name}.num_batches_tracked"):  # a counter; no effect in eval mode
             self.take(f"{torch_name}.num_batches_tracked")
 
@@ -74,7 +84,8 @@ class Importer:
             value = self.flat[key]
             if tuple(value.shape) != tuple(spec.shape):
                 raise StateDictMismatch(
-                    f"{'/'.join(key)}: state dict shape {value.shape}, model {tuple(spec.shape)}"
+                    f"{'/'.join(key)} (entry {self.source[key]!r}): state dict shape "
+                    f"{value.shape} (in the model's layout), model {tuple(spec.shape)}"
                 )
             out[key] = jax.numpy.asarray(value, spec.dtype)
         return flax.traverse_util.unflatten_dict(out)
@@ -97,8 +108,8 @@ def torchvision_resnet(
                 importer.conv(f"{torch_block}.conv{i}", (*block, f"conv{i}"), bias=False)
                 importer.batch_norm(f"{torch_block}.bn{i}", (*block, f"bn{i}"))
             # Block 0 of a stage that changes stride or width; the model's variables say which
-            # (an absent or extra downsample is reported by `finish`).
-            if importer.has(f"{torch_block}.downsample.0.weight"):
+            # (an absent or extra downsample is reported by `finish`, a partial one by `take`).
+            if any(k.startswith(f"{torch_block}.downsample.") for k in importer.entries):
                 importer.conv(
                     f"{torch_block}.downsample.0", (*block, "downsample_conv"), bias=False
                 )
@@ -113,3 +124,38 @@ def blocks_per_stage(state_dict: Mapping[str, np.ndarray], prefix: str) -> tuple
         ids = {int(k[len(head) :].split(".")[0]) for k in state_dict if k.startswith(head)}
         counts.append(len(ids))
     return tuple(counts)
+
+
+def strip_prefix(state_dict: Mapping[str, np.ndarray], prefix: str = "") -> dict[str, np.ndarray]:
+    """Entries under `prefix` with it removed, and without DataParallel's `module.` (a model
+    saved from `nn.DataParallel` has every name under it)."""
+    out = {}
+    for name, value in state_dict.items():
+        if not name.startswith(prefix):
+            continue
+        name = name[len(prefix) :]
+        out[name.removeprefix("module.")] = np.asarray(value)
+    return out
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A state dict file as {name: array}: `.npz` (NumPy, no torch needed) or a PyTorch file
+    (`torch.load(weights_only=True)`, the `[torch]` extra: tensors only, never a pickle that
+    could run code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such state-dict file")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    try:
+        import torch
+    except ImportError:
+        raise ValueError(
+            f"{path}: reading PyTorch files needs torch: pip install 'vos-jax[torch]' "
+            "(or convert the state dict to .npz)"
+        ) from None
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(loaded, Mapping):
+        raise StateDictMismatch(f"{path}: expected a state dict (name -> tensor)")
+    return {k: v.detach().cpu().numpy() for k, v in loaded.items()}

@@ -11,33 +11,55 @@ and `sharding.global_batch` assembles the global batch on the training mesh.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import cv2
 import grain
 import numpy as np
 
-from vos_jax.data import augment, sampling
+from vos_jax.data import affine, augment, damage, sampling
 from vos_jax.data.sources import VideoRecord, decode_frame, decode_mask
 
 SAMPLINGS = ("triplet", "clip", "static")
+# Draws of a sample before one that the small-object filter rejects is kept anyway. Official
+# drops it and takes another video's sample (video_input_generator.py:522-537); a map over one
+# video cannot, and a training run should not stop on a video whose objects are always tiny.
+FILTER_DRAWS = 10
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class SampleConfig:
-    """How one training sample is made (see sampling.py and augment.py)."""
+    """How one training sample is made (see sampling.py, augment.py, affine.py, damage.py)."""
 
     sampling: str = "triplet"
     num_frames: int = 3  # T of the sample (3 for a triplet)
-    max_gap: int = 5  # triplet: previous -> current at most this many frames apart
+    # triplet: previous -> current at most this many frames apart (else the nearest earlier
+    # annotated frame); 1 = adjacent, as official FEELVOS's
+    # sample_adjacent_and_consistent_query_frames=True (common.py:42)
+    max_gap: int = 1
     stride: int = 1  # clip: frame stride
     crop_size: tuple[int, int] = (465, 465)
     scale_range: tuple[float, float] = (1.0, 1.3)
     max_objects: int = 10  # foreground slots; arrays have max_objects + 1 (background = 0)
     flip: bool = True
-    photometric: bool = True
+    photometric: bool = True  # colour jitter (official FEELVOS and RVOS have none)
     prior: bool = False  # add MaskTrack-style simulated prior masks [T, h, w]
     lucid: bool = False  # static sampling: Lucid Data Dreaming variation of the image first
+    # triplet: the reference frame gets its own scale, crop and flip, previous and current share
+    # one (FEELVOS video_input_generator.py:394-439; input_preprocess.py:31-143 vs 146-280)
+    reference_apart: bool = True
+    # triplet and clip: redraw a sample whose cropped reference mask has a label with fewer
+    # pixels on the stride-4 grid (FEELVOS MIN_LABEL_COUNT = 10; sampling.enough_reference_pixels)
+    min_stride4_pixels: int = 0
+    # FEELVOS mask damaging (utils/mask_damaging.py, dilate=False): 'prior' [T, h, w] holds every
+    # frame's mask shifted, scaled and rotated per object (official default off, train.py:191)
+    damage: bool = False
+    # clip: RVOS's augmentation (resize to crop_size, one random affine map and flip per clip,
+    # data/affine.py) instead of the random scale and crop
+    affine: bool = False
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:
@@ -51,6 +73,20 @@ class SampleConfig:
                 f"lucid: Lucid Data Dreaming dreams from one image (sampling "
                 f"'static'), got sampling {self.sampling!r}"
             )
+        if self.min_stride4_pixels < 0:
+            raise ValueError(
+                f"min_stride4_pixels: expected >= 0 (0: off), got {self.min_stride4_pixels}"
+            )
+        if self.damage and self.prior:
+            raise ValueError(
+                "damage: FEELVOS mask damaging and the MaskTrack simulation (prior) both make "
+                "'prior'; set one of them"
+            )
+        if self.affine and self.sampling != "clip":
+            raise ValueError(
+                f"affine: RVOS's augmentation is per clip (sampling 'clip'), got sampling "
+                f"{self.sampling!r}"
+            )
 
 
 class MakeSample(grain.transforms.RandomMap):
@@ -59,8 +95,9 @@ class MakeSample(grain.transforms.RandomMap):
 
     def __init__(self, config: SampleConfig):
         self.config = config
+        self._warned: set[str] = set()  # videos the small-object filter gave up on
 
-    def _frames(self, record: VideoRecord, rng: np.random.Generator):
+    def _frames(self, record: VideoRecord, rng: np.random.Generator, decoded: dict):
         c = self.config
         if c.sampling == "static":
             t = rng.choice(np.flatnonzero(record.annotated))
@@ -72,25 +109,68 @@ class MakeSample(grain.transforms.RandomMap):
             picks = sampling.triplet_indices(record.annotated, c.max_gap, rng)
         else:
             picks = sampling.clip_indices(record.annotated, c.num_frames, c.stride, rng)
-        # Decode only the frames the sample uses.
-        frames = np.stack([decode_frame(record.frames[t]) for t in picks])
-        masks = np.stack([decode_mask(record.masks[t]) for t in picks])
+        # Decode only the frames the sample uses, each once over the filter's redraws.
+        for t in picks:
+            if t not in decoded:
+                decoded[t] = decode_frame(record.frames[t]), decode_mask(record.masks[t])
+        frames = np.stack([decoded[t][0] for t in picks])
+        masks = np.stack([decoded[t][1] for t in picks])
         if frames.shape[1:3] != masks.shape[1:]:
             raise ValueError(f"{record.name}: mask size {masks.shape[1:]} != frame {frames.shape}")
         return frames, masks
 
-    def random_map(self, record: VideoRecord, rng: np.random.Generator) -> dict:
+    def _geometry(self, frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator):
         c = self.config
-        frames, masks = self._frames(record, rng)
+        if c.affine:
+            return affine.random_affine_clip(frames, masks, c.crop_size, rng, c.flip)
+        if c.sampling == "triplet" and c.reference_apart:
+            # Official order: the reference first, then the two query frames together.
+            ref_frames, ref_masks = self._scale_crop_flip(frames[:1], masks[:1], rng)
+            frames, masks = self._scale_crop_flip(frames[1:], masks[1:], rng)
+            return np.concatenate([ref_frames, frames]), np.concatenate([ref_masks, masks])
+        return self._scale_crop_flip(frames, masks, rng)
+
+    def _scale_crop_flip(self, frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator):
+        c = self.config
         frames, masks = augment.random_scale_crop(frames, masks, c.crop_size, rng, c.scale_range)
         if c.flip:
             frames, masks = augment.random_flip(frames, masks, rng)
+        return frames, masks
+
+    def _draw(self, record: VideoRecord, rng: np.random.Generator):
+        """Frames and masks after the geometric augmentation, redrawn (up to FILTER_DRAWS times,
+        from the sample's own rng: deterministic) while the reference frame fails FEELVOS's
+        small-object filter; then the last draw is kept and the video named in a warning."""
+        c = self.config
+        decoded: dict = {}
+        for _ in range(FILTER_DRAWS if c.sampling != "static" else 1):
+            frames, masks = self._geometry(*self._frames(record, rng, decoded), rng)
+            if c.sampling == "static" or sampling.enough_reference_pixels(
+                masks[0], c.min_stride4_pixels
+            ):
+                return frames, masks
+        if record.name not in self._warned:  # once per video, not at every epoch
+            self._warned.add(record.name)
+            log.warning(
+                "%s: no sample in %d draws has >= %d stride-4 pixels of every label in its "
+                "reference frame (min_stride4_pixels); keeping the last draw",
+                record.name,
+                FILTER_DRAWS,
+                c.min_stride4_pixels,
+            )
+        return frames, masks
+
+    def random_map(self, record: VideoRecord, rng: np.random.Generator) -> dict:
+        c = self.config
+        frames, masks = self._draw(record, rng)
         if c.photometric:
             frames = augment.photometric_jitter(frames, rng)
         masks, valid = sampling.remap_objects(masks, c.max_objects, rng)
         sample = {"frames": frames, "masks": masks, "object_valid": valid}
         if c.prior:
             sample["prior"] = np.stack([augment.simulate_prior(m, rng) for m in masks])
+        if c.damage:
+            sample["prior"] = np.stack([damage.damage_masks(m, rng) for m in masks])
         return sample
 
 

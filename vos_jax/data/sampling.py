@@ -1,12 +1,15 @@
 """Which frames of a video make a training sample, and which objects it trains on.
 
 - `triplet` (Voigtlaender et al. 2019, SPEC section 1): a reference frame, a previous frame and
-  the current frame, previous -> current `1..max_gap` frames apart.
+  the current frame, previous -> current `1..max_gap` frames apart (adjacent by default, as the
+  official `sample_adjacent_and_consistent_query_frames=True`, feelvos/common.py:42).
 - `clip` (Ventura et al. 2019, SPEC section 2): T frames at a fixed stride from a random start.
 - `static` (MaskTrack, SPEC section 4): one annotated frame, turned into a pseudo-video by
   augmentation (see `augment.static_pseudo_video`).
 Only annotated frames are sampled. Objects are the ids of the sample's first frame, renumbered
 1..O with background 0 and padded to a static `max_objects` with a validity mask.
+`enough_reference_pixels` is FEELVOS's filter of samples whose reference frame shows an object
+too small to match against.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ def triplet_indices(annotated: np.ndarray, max_gap: int, rng: np.random.Generato
     (the nearest earlier one if none is that close); reference any annotated frame but the current
     (the paper trains with a random reference, not only frame 0, to see more appearance changes).
     A video with a single annotated frame gives that frame three times.
+
+    With max_gap = 1 (the default) previous and current are adjacent annotated frames, as in the
+    official sampler (feelvos/utils/video_input_generator.py:332-353: query start uniform in
+    [0, T-3], queries start and start + 1). Two deliberate differences: the official reference is
+    uniform over all frames, the current one included, and its current frame is never the last.
     """
     frames = np.flatnonzero(annotated)
     if frames.size == 0:
@@ -74,3 +82,23 @@ def remap_objects(
     valid = np.zeros(max_objects + 1, bool)
     valid[: keep.size + 1] = True
     return cv2.LUT(masks, table), valid
+
+
+def enough_reference_pixels(mask: np.ndarray, min_pixels: int) -> bool:
+    """FEELVOS's small-object filter on a sample's (cropped) reference mask [H, W].
+
+    Official (feelvos/utils/video_input_generator.py:28, 136-194, 522-537, MIN_LABEL_COUNT = 10):
+    the reference labels nearest-resized with align_corners to the stride-4 grid, every label
+    present (background and void included) must have >= min_pixels pixels there, and foreground
+    (anything but 0) and background >= min_pixels each; a failing sample is dropped. The grid is
+    pixel 4 j (`mask[::4, ::4]`): the official one for crops of 4 k + 1 pixels (465) and the one
+    the FEELVOS family matches on (`families.feelvos.stride_labels`). min_pixels = 0: no filter.
+    """
+    if min_pixels <= 0:
+        return True
+    counts = np.bincount(mask[::4, ::4].ravel(), minlength=256)
+    background, foreground = counts[0], counts.sum() - counts[0]
+    present = counts[counts > 0]
+    return bool(
+        background >= min_pixels and foreground >= min_pixels and present.min() >= min_pixels
+    )

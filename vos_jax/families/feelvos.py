@@ -18,6 +18,7 @@ simulated, damaged one, as the official training damages it (`utils/mask_damagin
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import field
 from typing import NamedTuple
 
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 from vos_jax.data.pipeline import SampleConfig
 from vos_jax.families.options import build, frames_after_given, require
 from vos_jax.families.propagator import Prediction, Propagator
-from vos_jax.losses import bootstrap_fraction, bootstrapped_cross_entropy
+from vos_jax.losses import bootstrap_fraction, bootstrapped_cross_entropy_per_example
 from vos_jax.models.feelvos import VARIANTS as VARIANTS
 from vos_jax.models.feelvos import Feelvos, probabilities, to_feature_grid, upsample
 from vos_jax.ops.matching import global_matching, local_matching, sample_reference
@@ -37,9 +38,26 @@ SAMPLING = "triplet"  # the paper's (reference, previous, current); "clip" for o
 converter = None  # no official FEELVOS weights are published
 
 
+class PreviousInput(enum.Enum):
+    """What the dynamic head gets as the previous frame's mask of each object."""
+
+    LABELS = "labels"  # one-hot of the predicted labels: official inference (vis_video.py)
+    PROBS = "probs"  # the softmax: official training's feedback after frame 3 (no stop-gradient)
+
+
+class Reduction(enum.Enum):
+    """How the batch's per-video losses combine."""
+
+    SUM = "sum"  # official: each video adds its loss (train_utils.py:112-227, model_deploy)
+    MEAN = "mean"
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
-    """FEELVOS takes no constructor options beyond its variant and dtype."""
+    fine_tune_batch_norm: bool = field(
+        default=False,
+        metadata={"help": "update backbone/ASPP/decoder BN statistics (official: frozen)"},
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +67,13 @@ class LossOptions:
     max_displacement: int = field(default=15, metadata={"help": "local window k at stride 4"})
     given_frames: int = field(
         default=2, metadata={"help": "frames with ground truth (2: triplets, 1: own predictions)"}
+    )
+    previous_input: PreviousInput = field(
+        default=PreviousInput.LABELS,
+        metadata={"help": "the head's previous mask after the given frames (labels: as inferred)"},
+    )
+    reduction: Reduction = field(
+        default=Reduction.SUM, metadata={"help": "per-video losses summed (official) or averaged"}
     )
 
     def __post_init__(self):
@@ -64,10 +89,20 @@ class InferenceOptions:
         default=1, metadata={"help": "frames that may bring objects (YouTube-VOS)"}
     )
     max_displacement: int = field(default=15, metadata={"help": "local window k at stride 4"})
+    output_stride: int = field(
+        default=8, metadata={"help": "backbone stride at inference (official: trained 16, eval 8)"}
+    )
+    previous_input: PreviousInput = field(
+        default=PreviousInput.LABELS,
+        metadata={"help": "the head's previous mask: one-hot labels (official) or probs"},
+    )
 
     def __post_init__(self):
         for key in ("max_objects", "global_every", "max_reference_frames", "max_displacement"):
             require(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
+        require(
+            self.output_stride in (8, 16, 32), "output_stride", "8, 16 or 32", self.output_stride
+        )
 
 
 def init_variables(model: Feelvos, key: jax.Array, sample: dict) -> dict:
@@ -98,26 +133,31 @@ def predict(
     previous: Previous,
     valid,
     max_displacement: int,
-    train: bool = False,
 ):
     """The FEELVOS recurrence, one frame: local matching against the previous frame, the dynamic
-    head, softmax over objects. -> (logits, probs [B, h, w, O], batch_stats or None)."""
+    head (no BatchNorm: the same in training and inference), softmax over objects.
+    -> (logits, probs [B, h, w, O])."""
     local_map = local_matching(
         embeddings, previous.embeddings, previous.labels, valid.shape[-1], max_displacement
     )
     args = (features, global_map, local_map, previous.probs, valid)
-    if train:
-        logits, mutated = model.apply(
-            variables, *args, train=True, mutable=["batch_stats"], method=Feelvos.segment
-        )
-        stats = mutated["batch_stats"]
-    else:
-        logits, stats = model.apply(variables, *args, method=Feelvos.segment), None
-    return logits, probabilities(logits, valid), stats
+    logits = model.apply(variables, *args, method=Feelvos.segment)
+    return logits, probabilities(logits, valid)
 
 
 def labels_of(probs):
     return jnp.argmax(probs, axis=-1).astype(jnp.int32)
+
+
+def previous_of(embeddings, probs, mode: PreviousInput) -> Previous:
+    """What the next frame takes from a predicted one: its labels (for local matching) and, for
+    the head, a one-hot of them (official inference) or the probabilities. The labels of the
+    stride-4 softmax equal the official ones (argmax of the upsampled logits sampled back at
+    stride 4): the aligned upsampling keeps each feature's value at its pixel 4 j."""
+    labels = labels_of(probs)
+    if mode == PreviousInput.LABELS:
+        probs = jax.nn.one_hot(labels, probs.shape[-1], dtype=probs.dtype)
+    return Previous(embeddings, labels, probs)
 
 
 # ----------------------------------------------------------------------------- training
@@ -163,7 +203,7 @@ def loss(model: Feelvos, params, batch_stats, batch: dict, key, step, **options)
     One `features` call on all B T frames (BatchNorm statistics over all of them), global
     matching of all predicted frames at once (per pixel: they go in as one tall frame), then
     `predict` frame by frame. Gradients flow through the matching into the embeddings
-    (end-to-end embedding learning, Sec. 3). The loss is the mean over the predicted frames."""
+    (end-to-end embedding learning, Sec. 3)."""
     o = build(LossOptions, options)
     frames, masks, g = batch["frames"], batch["masks"], o.given_frames
     valid = batch["object_valid"].astype(bool)
@@ -182,16 +222,15 @@ def loss(model: Feelvos, params, batch_stats, batch: dict, key, step, **options)
     global_maps = _match_all(emb[:, g:], *reference, num_objects)
     fraction = bootstrap_fraction(step, o.anneal_steps)
 
-    stats = mutated["batch_stats"]
     given = stride_labels(batch["prior"], valid) if "prior" in batch else labels
     first = given[:, g - 1]
     previous = Previous(emb[:, g - 1], first, jax.nn.one_hot(first, num_objects, dtype=emb.dtype))
+    variables = {"params": params, "batch_stats": batch_stats}
     # Samples are short (3-8 frames), so the recurrence is a static loop: XLA:CPU runs it 2x
     # faster than a lax.scan, rolled or not (tiny model, 65x65 triplet: 105 vs 215 ms fwd+bwd).
-    losses = []
+    logits = []
     for i, t in enumerate(range(g, num_frames)):
-        variables = {"params": params, "batch_stats": stats}
-        logits, probs, stats = predict(
+        frame_logits, probs = predict(
             model,
             variables,
             feats[:, t],
@@ -200,16 +239,20 @@ def loss(model: Feelvos, params, batch_stats, batch: dict, key, step, **options)
             previous,
             valid,
             o.max_displacement,
-            train=True,
         )
-        losses.append(
-            bootstrapped_cross_entropy(upsample(logits, size), masks[:, t], valid, fraction)
-        )
-        # The next frame's previous mask is this prediction, an input as at inference.
-        probs = jax.lax.stop_gradient(probs)
-        previous = Previous(emb[:, t], labels_of(probs), probs)
-    total = jnp.mean(jnp.stack(losses))
-    return total, (stats, {"loss": total, "kept_fraction": fraction})
+        logits.append(upsample(frame_logits, size))
+        # The next frame's previous mask comes from this prediction, as at inference; the
+        # official softmax feedback (PROBS) keeps its gradient (embedding_utils.py:773-775).
+        previous = previous_of(emb[:, t], probs, o.previous_input)
+    # Official loss (train_utils.py:112-227): per video, the mean cross-entropy of its hardest
+    # pixels over all its predicted frames; the videos' losses summed (or averaged).
+    logits = jnp.stack(logits, axis=1)  # [B, T', H, W, O], as one tall frame per video
+    tall = logits.reshape(logits.shape[0], -1, *logits.shape[3:])
+    per_video = bootstrapped_cross_entropy_per_example(
+        tall, masks[:, g:].reshape(tall.shape[:3]), valid, fraction
+    )
+    total = jnp.sum(per_video) if o.reduction == Reduction.SUM else jnp.mean(per_video)
+    return total, (mutated["batch_stats"], {"loss": total, "kept_fraction": fraction})
 
 
 # ----------------------------------------------------------------------------- inference
@@ -286,9 +329,13 @@ def propagator(model: Feelvos, variables, **options) -> Propagator:
     reference memory has `max_reference_frames` slots of a whole stride-4 embedding map: slot 0
     is the first frame, and each frame that brings new objects takes the next slot with labels
     for its new objects only. Global matching runs every `global_every` frames (reusing the last
-    map in between); local matching on every frame."""
+    map in between); local matching on every frame. The head's previous mask is a one-hot of the
+    previous labels (`previous_input`, official) or the probabilities."""
     o = build(InferenceOptions, options)
     num_slots = o.max_objects + 1
+    # Official evaluation: the weights trained at output stride 16 run at 8 (dilation changes no
+    # parameter shape; vis_video.py:50, eval.sh:77-85).
+    model = model.clone(output_stride=o.output_stride)
 
     def embed(frame):
         return model.apply(variables, frame, train=False, method=Feelvos.features)
@@ -308,7 +355,7 @@ def propagator(model: Feelvos, variables, **options) -> Propagator:
         # Frames 1, 1 + N, 1 + 2N, ... (and the frame after new objects arrive) match globally.
         refresh = (state.frame_index % o.global_every == 0) | state.global_stale
         global_map = jax.lax.cond(refresh, match_global, lambda _: state.global_map, None)
-        _, small, _ = predict(
+        _, small = predict(
             model,
             variables,
             features,
@@ -324,7 +371,7 @@ def propagator(model: Feelvos, variables, **options) -> Propagator:
         )
         state = FeelvosState(
             **memory,
-            previous=Previous(emb, labels_of(small), small),
+            previous=previous_of(emb, small, o.previous_input),
             global_map=global_map,
             valid=state.valid | new,
             frame_index=state.frame_index + 1,

@@ -4,17 +4,56 @@ recurrence, `decode_frame` (every object slot of a frame in order, each slot's h
 carried to the next frame).
 
 Training: a clip goes through the encoder (all frames at once) and the recurrence over frames (a
-`lax.scan`, `decode_clip`); each slot's sigmoid is scored with 1 - soft IoU against its object,
-averaged over valid slots and frames. One-shot: slot k is object k; frames 0 and 1 take frame
-0's ground truth as previous masks, as the official training and evaluation, later frames the
-model's own outputs (no gradient through them). Zero-shot: slots are unordered proposals,
-matched to objects by the Hungarian algorithm on the first frame's soft-IoU cost; the clip's
-other frames keep that assignment.
+`lax.scan`, `decode_clip`, one backward pass through the whole clip as the official BPTT,
+train_previous_inference_mask.py:152-162); each slot's sigmoid is scored with 1 - soft IoU against
+its object (`losses.soft_iou_loss`, official utils/hungarian.py:62-85), every frame of the clip,
+frame 0 included. `frame_losses`: a frame's loss is the mean over the (sample, object) pairs of
+the batch that are valid in that frame (official `softIoULoss`, utils/objectives.py:25-35); the
+clip's frame losses are summed (`frame_reduction="sum"`, train_previous_inference_mask.py:143-150)
+or averaged (`"mean"`).
+
+One-shot: slot k is object k. The previous mask of frame 0 is frame 0's own ground truth (official
+`if ii == 0: prev_mask = y_mask`, train_previous_inference_mask.py:293-294); frame t in
+1 .. `given_frames` takes the ground truth of frame t - 1; later frames take the model's sigmoid of
+frame t - 1, without gradient (official `prev_mask = outs`, `outs = sigmoid(out_masks).data`,
+:169-170, :305). The default `given_frames=1` (frame 1 also takes frame 0's ground truth) is
+what inference does, as the official evaluation (eval_previous_mask.py:258-261; `propagator`),
+not an official training recipe. The official recipes in these terms (imatge-upc/rvos scripts/):
+- DAVIS 2017 (`train_one_shot_davis.sh`, `train_previous_inference_mask.py`): `given_frames=0`,
+  clips of 5, batch 4, 240x427, Adam lr 1e-3 (encoder 1e-6), weight decay 1e-6, 20 epochs
+  (configs/rvos_davis.py).
+- YouTube-VOS (`train_one_shot_youtube.sh`), two stages of 20 epochs from ImageNet: stage 1
+  `train_previous_mask.py` teaches with the ground truth of the previous frame everywhere
+  (`prev_mask = y_mask`, train_previous_mask.py:303; `given_frames = num_frames - 1`), stage 2
+  `train_previous_inference_mask.py --transfer` continues from its weights on its own outputs
+  (`given_frames=0`) (configs/rvos_ytvos_stage1.py, rvos_ytvos_stage2.py).
+Zero-shot (official train.py): slots are unordered proposals, matched to objects by the Hungarian
+algorithm on the first frame's soft-IoU cost (train.py:119-157); the clip's other frames keep that
+assignment, and each frame's validity is that of the reordered targets.
+
+Where ours differs from the official code:
+- Validity. A (sample, object) pair counts in a frame when the object is one of the clip's
+  (`object_valid`: present in the clip's first frame, data/sampling.py) and has at least one pixel
+  in that frame. The official DAVIS loader gives the same per-frame validity (the ids of each
+  frame's own annotation, dataloader/dataset.py:234-238), but also scores objects that first
+  appear later in the clip, which ours makes background. The official YouTube-VOS loader keeps
+  every object of the video valid in every frame (dataset.py:221-233), so an absent object adds a
+  cost of exactly 1 (no gradient) to its frame's mean; we leave it out, as on DAVIS. A frame
+  with no valid pair adds 0 here, the mean of all its (constant 1) costs officially (no gradient
+  either way).
+- Zero-shot validity follows the targets through the Hungarian reordering; the official code
+  leaves `sw_mask` in ground-truth order (train.py:165).
+- Checkpoints: the official trainers keep the checkpoint of the best validation loss (evaluated
+  every epoch, :347-352) and stop after 60 epochs without improvement; ours trains a fixed number
+  of steps and keeps the best by validation J&F (training/checkpointing.py).
+- Clips: the official clips start at frames 0, L, 2L, ... of each video, the same every epoch
+  (dataloader/davis2017.py:135-150); ours start at random annotated frames (data/sampling.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import field
 from typing import NamedTuple
 
@@ -45,10 +84,25 @@ class ModelOptions:
     )
 
 
+class FrameReduction(enum.Enum):
+    """How a clip's per-frame losses combine."""
+
+    SUM = "sum"  # official: each frame adds its loss (train_previous_inference_mask.py:143-150)
+    MEAN = "mean"
+
+
 @dataclasses.dataclass(frozen=True)
 class LossOptions:
     given_frames: int = field(
-        default=1, metadata={"help": "frames 1..g take the ground truth before them"}
+        default=1,
+        metadata={
+            "help": "frames 1..g take the ground truth of the frame before, later frames the "
+            "model's own output (0: official DAVIS / YouTube stage 2; T - 1: YouTube stage 1)"
+        },
+    )
+    frame_reduction: FrameReduction = field(
+        default=FrameReduction.SUM,
+        metadata={"help": "the clip's per-frame losses summed (official) or averaged"},
     )
 
     def __post_init__(self):
@@ -186,11 +240,25 @@ def hungarian_assignment(probs, targets, valid):
     return hungarian(jnp.where(valid[:, None, :], cost, 1.0))
 
 
+def frame_losses(probs, targets, valid):
+    """probs, targets [B, T, N, O] (N pixels), valid [B, O] -> [T] each frame's loss: the mean of
+    1 - soft IoU over the (sample, object) pairs valid in the clip and present (>= 1 target pixel)
+    in that frame, 0 for a frame without any. As the official `softIoULoss` over the `sw_mask` of
+    a frame, pooled over the batch (utils/objectives.py:25-35, dataloader/dataset.py:234-238)."""
+    per_slot = soft_iou_loss(jnp.swapaxes(probs, -1, -2), jnp.swapaxes(targets, -1, -2))
+    present = jnp.any(targets > 0, axis=2)  # [B, T, O]
+    weight = (valid[:, None, :] & present).astype(per_slot.dtype)
+    count = jnp.sum(weight, axis=(0, 2))
+    return jnp.sum(per_slot * weight, axis=(0, 2)) / jnp.maximum(count, 1.0)
+
+
 def loss(model: Rvos, params, batch_stats, batch: dict, key, step, **options):
     """-> (loss, (batch_stats, metrics)) for a batch {'frames' uint8 [B, T, H, W, 3], 'masks'
-    uint8 [B, T, H, W] (255 void), 'object_valid' bool [B, O + 1]} (slot 0 background)."""
+    uint8 [B, T, H, W] (255 void), 'object_valid' bool [B, O + 1]} (slot 0 background): the
+    clip's `frame_losses` summed or averaged (`frame_reduction`)."""
     del key, step
-    g = build(LossOptions, options).given_frames
+    o = build(LossOptions, options)
+    g = o.given_frames
     frames = batch["frames"]
     batch_size, num_frames, height, width = frames.shape[:4]
     targets, valid = object_targets(batch["masks"], batch["object_valid"])
@@ -208,12 +276,12 @@ def loss(model: Rvos, params, batch_stats, batch: dict, key, step, **options):
     probs = jax.nn.sigmoid(logits).reshape(batch_size, num_frames, -1, num_slots)
     flat_targets = targets.reshape(batch_size, num_frames, -1, num_slots)
     if not model.one_shot:  # reorder the targets to the predicted slots, per clip
-        assignment = hungarian_assignment(probs[:, 0], flat_targets[:, 0], valid)
+        first_valid = valid & jnp.any(flat_targets[:, 0] > 0, axis=1)  # matched on frame 0
+        assignment = hungarian_assignment(probs[:, 0], flat_targets[:, 0], first_valid)
         flat_targets = jnp.take_along_axis(flat_targets, assignment[:, None, None, :], axis=-1)
-        valid = jnp.take_along_axis(valid, assignment, axis=-1)
-    per_slot = soft_iou_loss(jnp.swapaxes(probs, -1, -2), jnp.swapaxes(flat_targets, -1, -2))
-    weight = jnp.broadcast_to(valid[:, None, :], per_slot.shape).astype(per_slot.dtype)
-    total = jnp.sum(per_slot * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+        valid = jnp.take_along_axis(valid, assignment, axis=-1)  # presence: from the reordered
+    per_frame = frame_losses(probs, flat_targets, valid)
+    total = jnp.sum(per_frame) if o.frame_reduction == FrameReduction.SUM else jnp.mean(per_frame)
     return total, (mutated["batch_stats"], {"loss": total})
 
 

@@ -48,10 +48,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 VARIANTS: dict[str, dict[str, Any]] = {
     # DeepLabv3+ on ResNet-101 (substitute for the paper's Xception-65, SPEC 1).
-    "paper": dict(backbone="resnet101"),  # 46,028,718 parameters
-    # DeepLabv3+ on MobileNetV2 (without its final 1x1 conv, as DeepLab): 3,060,270 parameters.
+    "paper": dict(backbone="resnet101"),  # 46,026,667 parameters
+    # DeepLabv3+ on MobileNetV2 (without its final 1x1 conv, as DeepLab): 3,058,219 parameters.
     "mobile": dict(backbone="mobilenet_v2"),
-    # Tests and demos: one bottleneck block per stage at stem width 8: 193,986 parameters.
+    # Tests and demos: one bottleneck block per stage at stem width 8: 193,855 parameters.
     "tiny": dict(
         backbone="resnet50",
         backbone_width=8,
@@ -67,18 +67,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def identity_init(stddev: float = 0.03):
-    """Near-identity kernel init (FEELVOS code's `conv2d_identity_initializer`): 1 at the centre
-    tap from input channel i to output i (every channel for a depthwise kernel), plus truncated
-    normal noise of `stddev`; channels beyond min(in, out) get only the noise."""
+    """FEELVOS's `conv2d_identity_initializer` (embedding_utils.py:867-919): weights[c, c, i, i]
+    = 1 at the centre tap for i < min(in, out), plus truncated normal noise of `stddev` (0.03).
+    As in the official code a depthwise kernel ([k, k, 1, C] here, TF's [k, k, C, 1]) has
+    min(in, out) = 1, so only channel 0 gets the identity; its other channels start as noise."""
 
     def init(key, shape, dtype=jnp.float32):
         kh, kw, cin, cout = shape
         eye = np.zeros(shape, np.float32)
-        if cin == 1:  # depthwise: [kh, kw, 1, C]
-            eye[kh // 2, kw // 2, 0, :] = 1.0
-        else:
-            idx = np.arange(min(cin, cout))
-            eye[kh // 2, kw // 2, idx, idx] = 1.0
+        idx = np.arange(min(cin, cout))
+        eye[kh // 2, kw // 2, idx, idx] = 1.0
         noise = stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32)
         return (jnp.asarray(eye) + noise).astype(dtype)
 
@@ -86,9 +84,9 @@ def identity_init(stddev: float = 0.03):
 
 
 class EmbeddingHead(nn.Module):
-    """3x3 depthwise conv + 1x1 conv to D (FEELVOS Sec. 3.1), initialised near identity so that
-    embeddings start as (the first D channels of) the features. As in the official code (slim
-    defaults there) each conv has a bias and a ReLU, no BatchNorm."""
+    """One 3x3 depthwise-separable conv to D (FEELVOS Sec. 3.1; embedding_utils.py:617-620,
+    922-962), both convs initialised by `identity_init`; each has a bias and a ReLU, no
+    BatchNorm (TF-slim defaults there), so embeddings are non-negative."""
 
     embedding_dim: int
     dtype: Dtype = jnp.float32
@@ -108,33 +106,49 @@ class EmbeddingHead(nn.Module):
         return nn.relu(x)
 
 
+# The dynamic head's initialisers (truncated normal, official stddevs): DeepLab's
+# `split_separable_conv2d` (core/utils.py:83-99) and `get_branch_logits` (model.py:743-763).
+HEAD_DEPTHWISE_INIT = nn.initializers.truncated_normal(0.33)
+HEAD_POINTWISE_INIT = nn.initializers.truncated_normal(0.06)
+HEAD_LOGIT_INIT = nn.initializers.truncated_normal(0.01)
+
+
 class ObjectHead(nn.Module):
-    """The dynamic segmentation head (FEELVOS Sec. 3.3, Fig. 2), one weight set for every object:
-    input concat(features, global map, local map, previous probability) of C + 3 channels,
-    `layers` kxk depthwise-separable convs with BN + ReLU, a 1x1 conv to one logit. It runs on
-    N = B * O (example, object) pairs at once; BatchNorm pools statistics over the valid ones."""
+    """The dynamic segmentation head (FEELVOS Sec. 3.3, Fig. 2), one weight set for every object,
+    as the official embedding_utils.py:397-423, 717-771: input concat(features, global map,
+    previous-frame mask, local map) of C + 3 channels in that order, `layers` kxk
+    depthwise-separable convs, each conv with a bias and a ReLU and no BatchNorm, then a 1x1 conv
+    to one logit. It runs on N = B * O (example, object) pairs at once."""
 
     channels: int = 256
     layers: int = 4
     kernel: int = 7
-    train: bool = False
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(
-        self,
-        features: Float[Array, "N h w C"],
-        maps: Float[Array, "N h w 3"],
-        valid: Bool[ArrayLike, " N"],
+        self, features: Float[Array, "N h w C"], maps: Float[Array, "N h w 3"]
     ) -> Float[Array, "N h w"]:
         x = jnp.concatenate([features, maps.astype(features.dtype)], axis=-1)
-        mask = valid[:, None, None, None]
         for i in range(self.layers):
-            conv = SeparableConv(self.channels, self.kernel, dtype=self.dtype, name=f"conv{i}")
-            x = conv(x, self.train, mask)
+            conv = SeparableConv(
+                self.channels,
+                self.kernel,
+                use_bn=False,
+                dtype=self.dtype,
+                depthwise_init=HEAD_DEPTHWISE_INIT,
+                pointwise_init=HEAD_POINTWISE_INIT,
+                name=f"conv{i}",
+            )
+            x = conv(x, False)
         acc = accumulation_dtype(self.dtype)
         logit = nn.Conv(
-            1, (1, 1), dtype=acc, conv_general_dilated=conv_general_dilated, name="logit"
+            1,
+            (1, 1),
+            dtype=acc,
+            kernel_init=HEAD_LOGIT_INIT,
+            conv_general_dilated=conv_general_dilated,
+            name="logit",
         )(x.astype(acc))
         return logit[..., 0]
 
@@ -150,6 +164,9 @@ class Feelvos(nn.Module):
     backbone_width: float | None = None
     backbone_stage_sizes: tuple[int, ...] | None = None
     output_stride: int = 16  # 16 in training, 8 at evaluation (FEELVOS code)
+    # BatchNorm statistics of backbone, ASPP and decoder: updated in training only when True
+    # (official `fine_tune_batch_norm=False`, train.py:143: frozen, scale and bias still learn).
+    fine_tune_batch_norm: bool = False
     aspp_channels: int = 256
     atrous_rates: tuple[int, ...] = (6, 12, 18)
     decoder_channels: int = 256
@@ -204,8 +221,9 @@ class Feelvos(nn.Module):
         features (compute dtype) and embeddings (float32), h = ceil(H / 4), w = ceil(W / 4)."""
         lead, (height, width) = frames.shape[:-3], frames.shape[-3:-1]
         x = self._normalise(frames.reshape((-1, height, width, 3)))
-        taps = self.encoder(x, train)
-        feats = self.decoder(taps["layer4"], taps["layer1"], train)
+        norm_train = train and self.fine_tune_batch_norm
+        taps = self.encoder(x, norm_train)
+        feats = self.decoder(taps["layer4"], taps["layer1"], norm_train)
         emb = self.embedding(feats).astype(accumulation_dtype(self.dtype))
         return feats.reshape(lead + feats.shape[1:]), emb.reshape(lead + emb.shape[1:])
 
@@ -221,19 +239,20 @@ class Feelvos(nn.Module):
     ) -> Float[Array, "B h w O"]:
         """Per-object logits from the dynamic segmentation head, weights shared over objects
         (one head over all (example, object) pairs; parameters do not depend on O). Padded
-        objects get `NEG_LOGIT`.
-        Head BatchNorm statistics in training pool all valid objects of the batch."""
+        objects get `NEG_LOGIT`. `previous_probs`: the previous frame's mask per object (a
+        one-hot of its labels, as the official code feeds, or probabilities)."""
+        del train  # the head has no BatchNorm or dropout
         batch, height, width, num_objects = global_map.shape
         # (example, object) pairs flattened example-major: the pair axis keeps the batch axis's
         # sharding over devices (object-major, as nn.vmap would merge them, makes XLA gather the
-        # whole batch on every device).
-        maps = jnp.stack([global_map, local_map, previous_probs], axis=-1)  # [B, h, w, O, 3]
+        # whole batch on every device). Official channel order: global, previous, local.
+        maps = jnp.stack([global_map, previous_probs, local_map], axis=-1)  # [B, h, w, O, 3]
         maps = jnp.moveaxis(maps, 3, 1).reshape(batch * num_objects, height, width, 3)
         pairs = jnp.repeat(features, num_objects, axis=0)  # [B * O, h, w, C]
         head = ObjectHead(
-            self.head_channels, self.head_layers, self.head_kernel, train, self.dtype, name="head"
+            self.head_channels, self.head_layers, self.head_kernel, self.dtype, name="head"
         )
-        logits = head(pairs, maps, object_valid.reshape(-1))
+        logits = head(pairs, maps)
         logits = jnp.moveaxis(logits.reshape(batch, num_objects, height, width), 1, -1)
         logits = logits.astype(accumulation_dtype(logits.dtype))
         return jnp.where(object_valid[:, None, None, :], logits, NEG_LOGIT)

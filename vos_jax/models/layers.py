@@ -207,6 +207,7 @@ class ConvBNReLU(nn.Module):
     use_bn: bool = True
     activation: Callable[[Array], Array] | None = nn.relu
     dtype: Dtype = jnp.float32
+    kernel_init: Callable = KAIMING_FAN_OUT
 
     @nn.compact
     def __call__(
@@ -223,6 +224,7 @@ class ConvBNReLU(nn.Module):
                 self.dilation,
                 use_bias=not self.use_bn,
                 dtype=self.dtype,
+                kernel_init=self.kernel_init,
                 name="conv",
             )
             return self._finish(conv(x), train, mask)
@@ -235,7 +237,7 @@ class ConvBNReLU(nn.Module):
             feature_group_count=self.groups,
             use_bias=not self.use_bn,
             dtype=self.dtype,
-            kernel_init=KAIMING_FAN_OUT,
+            kernel_init=self.kernel_init,
             conv_general_dilated=conv_general_dilated,
             name="conv",
         )(x)
@@ -261,6 +263,8 @@ class SeparableConv(nn.Module):
     use_bn: bool = True
     activation: Callable[[Array], Array] | None = nn.relu
     dtype: Dtype = jnp.float32
+    depthwise_init: Callable = KAIMING_FAN_OUT
+    pointwise_init: Callable = KAIMING_FAN_OUT
 
     @nn.compact
     def __call__(
@@ -281,10 +285,14 @@ class SeparableConv(nn.Module):
             self.strides,
             self.dilation,
             groups=channels,
+            kernel_init=self.depthwise_init,
             name="depthwise",
             **common,
         )(x, train, mask)
-        return ConvBNReLU(self.features, 1, name="pointwise", **common)(x, train, mask)
+        pointwise = ConvBNReLU(
+            self.features, 1, kernel_init=self.pointwise_init, name="pointwise", **common
+        )
+        return pointwise(x, train, mask)
 
 
 def _interpolation(out_size: int, in_size: int, factor: float):

@@ -14,6 +14,7 @@ import numbers
 import ml_collections
 
 from vos_jax import families
+from vos_jax.data import synthetic
 from vos_jax.data.pipeline import SAMPLINGS
 from vos_jax.families.options import OptionError, build, defaults
 from vos_jax.training.data import data_sample_config
@@ -45,7 +46,18 @@ def base_config(family: str) -> ml_collections.ConfigDict:
     # The family's model options beyond the variant; `dtype` is the compute dtype (parameters
     # stay float32). "float64" (jax_enable_x64; parameters too) is for checks: float32 rounding
     # amplified by max-pool / min / top-k near-ties makes 1 vs 8 devices drift.
-    c.model = dict(family=family, variant="tiny", dtype="float32", **defaults(f.ModelOptions))
+    c.model = dict(
+        family=family,
+        variant="tiny",
+        dtype="float32",
+        # Start from these weights (training/init_checkpoint.py): a converted backbone (`vos-jax
+        # convert resnet`), a published vos-jax model or a train.py workdir (its last exported
+        # model); `init_prefixes`: only params under these comma-separated paths
+        # ("encoder,decoder"; empty: all).
+        init_checkpoint="",
+        init_prefixes="",
+        **defaults(f.ModelOptions),
+    )
     c.data = dict(
         source="synthetic",
         root="",  # davis: a DAVIS-layout folder; images: a folder with images/ and masks/
@@ -57,7 +69,7 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         workers=0,  # grain worker processes per host
         sampling="",  # "" = the family's
         num_frames=3,
-        max_gap=5,
+        max_gap=1,  # triplet: previous -> current frames apart at most (1: adjacent, official)
         crop_size=(465, 465),
         scale_range=(1.0, 1.3),
         max_objects=3,
@@ -67,10 +79,29 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         # dilated) as `prior` in each sample; families that take a previous mask train on them.
         prior=False,
         lucid=False,  # static sampling: Lucid Data Dreaming of the image first
+        # triplet: the reference frame scaled, cropped and flipped on its own (official FEELVOS)
+        reference_apart=True,
+        # triplet, clip: redraw a sample whose reference frame has a label (background too)
+        # with fewer pixels on the stride-4 grid (official FEELVOS: 10; 0: off)
+        min_stride4_pixels=0,  # FEELVOS official: 10 (its configs set it)
+        # FEELVOS mask damaging of every frame's mask as `prior` (shift, scale, rotate per
+        # object; official default off); excludes `prior`
+        damage=False,
+        # clip: RVOS's augmentation (resize to crop_size, one random affine map per clip)
+        # instead of the random scale and crop
+        affine=False,
     )
-    # The built-in synthetic videos, generated on first use and cached by their parameters.
+    # The built-in synthetic videos, generated on first use and cached by their parameters;
+    # `preset`: their motion, "davis" (as real video) or "hard" (faster; data/synthetic.py).
     c.synthetic = dict(
-        num_videos=40, num_frames=24, height=96, width=160, num_objects=3, seed=0, cache_dir=""
+        num_videos=40,
+        num_frames=24,
+        height=96,
+        width=160,
+        num_objects=3,
+        seed=0,
+        preset="davis",
+        cache_dir="",
     )
     c.optimizer = dict(
         name="momentum",
@@ -78,7 +109,10 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         weight_decay=4e-5,
         clip_norm=0.0,  # 0: no clipping
         backbone_lr_multiplier=1.0,
+        backbone="encoder",  # the params subtree the multiplier scales (RVOS: "encoder/base")
         warmup_steps=0,
+        clip_per_variable=0.0,  # momentum: each gradient to this norm (official FEELVOS: 5)
+        bias_lr_multiplier=1.0,  # momentum: conv biases' gradient factor (official FEELVOS: 2)
     )
     c.loss = defaults(f.LossOptions)  # the family's loss options
     c.mesh = dict(data=-1, fsdp=1)  # -1: all devices the fsdp axis leaves
@@ -131,13 +165,16 @@ def _require(ok: bool, key: str, expected: str, value) -> None:
         raise ConfigError(f"config.{key}: expected {expected}, got {value!r}")
 
 
+MODEL_KEYS = ("family", "variant", "dtype", "init_checkpoint", "init_prefixes")  # not options
+
+
 def family_options(config, group: str):
     """The family's typed options of config group `group` ('model', 'loss', 'inference')."""
     f = families.get(config.model.family)
     cls = {"model": f.ModelOptions, "loss": f.LossOptions, "inference": f.InferenceOptions}[group]
     values = dict(config[group])
     if group == "model":
-        values = {k: v for k, v in values.items() if k not in ("family", "variant", "dtype")}
+        values = {k: v for k, v in values.items() if k not in MODEL_KEYS}
     try:
         return build(cls, values)
     except OptionError as err:
@@ -162,7 +199,14 @@ def _validate_run(c) -> None:
     o = c.optimizer
     _require(o.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}", o.name)
     _require(o.learning_rate > 0, "optimizer.learning_rate", "a number > 0", o.learning_rate)
-    for key in ("weight_decay", "clip_norm", "backbone_lr_multiplier", "warmup_steps"):
+    for key in (
+        "weight_decay",
+        "clip_norm",
+        "backbone_lr_multiplier",
+        "warmup_steps",
+        "clip_per_variable",
+        "bias_lr_multiplier",
+    ):
         _require(o[key] >= 0, f"optimizer.{key}", "a number >= 0", o[key])
 
 
@@ -185,10 +229,15 @@ def _validate_data(c) -> None:
     _require(0 < low <= high, "data.scale_range", "0 < low <= high", d.scale_range)
     for key in ("max_gap", "max_objects", "num_frames"):
         _require(d[key] >= 1, f"data.{key}", "an integer >= 1", d[key])
+    pixels = d.min_stride4_pixels
+    _require(pixels >= 0, "data.min_stride4_pixels", "an integer >= 0 (0: off)", pixels)
+    _require(not (d.damage and d.prior), "data.damage", "False when data.prior is set", d.damage)
     s = c.synthetic
     for key in ("num_videos", "num_frames", "height", "width", "num_objects"):
         _require(s[key] >= 1, f"synthetic.{key}", "an integer >= 1", s[key])
     _require(s.num_videos >= 2, "synthetic.num_videos", ">= 2 (train and val)", s.num_videos)
+    presets = sorted(synthetic.PRESETS)
+    _require(s.preset in presets, "synthetic.preset", f"one of {presets}", s.preset)
 
 
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

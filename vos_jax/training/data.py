@@ -29,7 +29,7 @@ def synthetic_root(s) -> Path:
     """The synthetic DAVIS-layout folder of config group `s` (generated once, atomically)."""
     name = (
         f"synthetic-davis-n{s.num_videos}-t{s.num_frames}-{s.height}x{s.width}"
-        f"-o{s.num_objects}-seed{s.seed}-v2"  # v2: with Annotations_unsupervised
+        f"-o{s.num_objects}-seed{s.seed}-{s.preset}-v3"  # v3: motion presets
     )
     root = cache_root(s.cache_dir) / name
     if root.is_dir():
@@ -39,7 +39,14 @@ def synthetic_root(s) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root.parent))
     try:
         synthetic.write_dataset(
-            tmp, "davis", s.num_videos, s.num_frames, (s.height, s.width), s.num_objects, s.seed
+            tmp,
+            "davis",
+            s.num_videos,
+            s.num_frames,
+            (s.height, s.width),
+            s.num_objects,
+            s.seed,
+            s.preset,
         )
         os.replace(tmp, root)
     except OSError:
@@ -81,6 +88,10 @@ def data_sample_config(config) -> pipeline.SampleConfig:
         photometric=d.photometric,
         prior=d.prior,
         lucid=d.lucid,
+        reference_apart=d.reference_apart,
+        min_stride4_pixels=d.min_stride4_pixels,
+        damage=d.damage,
+        affine=d.affine,
     )
 
 

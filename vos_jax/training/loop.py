@@ -27,7 +27,7 @@ from tqdm import tqdm
 from vos_jax import families, sharding
 from vos_jax.data import pipeline
 from vos_jax.families.options import to_dict as options_to_dict
-from vos_jax.training import data
+from vos_jax.training import data, init_checkpoint
 from vos_jax.training.checkpointing import BEST_METRIC, Checkpoints
 from vos_jax.training.config import ConfigError, family_options, validate
 from vos_jax.training.state import create_state, make_optimizer, widen
@@ -137,6 +137,21 @@ def _optimizer(config):
         o.clip_norm or None,
         o.backbone_lr_multiplier,
         o.warmup_steps,
+        o.clip_per_variable,
+        o.bias_lr_multiplier,
+        o.backbone,
+    )
+
+
+def _initialise_from(model_config, state):
+    """A fresh state's params and BatchNorm statistics from `model.init_checkpoint` (the
+    optimizer's slots start at zero whatever the params, so they stay as initialised)."""
+    params, stats = init_checkpoint.load(
+        model_config.init_checkpoint, state.params, state.batch_stats, model_config.init_prefixes
+    )
+    return state.replace(
+        params=init_checkpoint.graft(state.params, params),
+        batch_stats=init_checkpoint.graft(state.batch_stats, stats),
     )
 
 
@@ -176,6 +191,8 @@ def _setup(config, workdir: Path) -> _Run:
     if state is None:
         state = jax.jit(init, out_shardings=sharding.replicated(mesh))(init_key)
         state = jax.device_put(state, shardings)
+        if config.model.init_checkpoint:
+            state = _initialise_from(config.model, state)
     else:
         logging.warning("resuming from step %d of %s", start, checkpoints.directory)
     loss_options = options_to_dict(family_options(config, "loss"))

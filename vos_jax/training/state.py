@@ -1,17 +1,25 @@
 """Training state as a plain pytree and the optimizers of the families.
 
-- `momentum` (Voigtlaender et al. 2019, SPEC 1; DeepLab code): SGD with momentum 0.9 on a poly
-  schedule lr * (1 - step / total_steps) ** 0.9, and weight decay 4e-5 as an L2 penalty on conv /
-  dense kernels added to the gradient before momentum, as the official TF-slim `l2_regularizer` does
-  (coupled, not AdamW-style decoupled; biases and BatchNorm are not decayed).
+- `momentum` (FEELVOS, Voigtlaender et al. 2019, SPEC 1; its official train.py on DeepLab's
+  train_utils): SGD with momentum 0.9 on a poly schedule lr * (1 - step / total_steps) ** 0.9
+  (train.py:71-89), weight decay 4e-5 as TF-slim's `l2_regularizer`: an L2 penalty whose gradient
+  is added before momentum (coupled), on conv / dense kernels only, not on depthwise kernels
+  (`regularize_depthwise=False`), biases or normalisation parameters (`slim_decay_mask`). Then, as
+  train.py:496-505: bias gradients x `bias_lr_multiplier` (official 2), each variable's gradient
+  clipped to norm `clip_per_variable` on its own (official 5, `clip_gradient_norms`).
+- `adam` (RVOS, Ventura et al. 2019; its official train*.py): `torch.optim.Adam` with
+  `weight_decay`, i.e. an L2 gradient term on every parameter added before Adam (coupled), at a
+  constant learning rate (after an optional warmup).
 - `adamw`: AdamW (decoupled decay on kernels) with linear warmup + cosine decay.
 
-Both clip the gradient by global norm first (`clip_norm=None`: no clipping) and scale the updates
-of the backbone (the `encoder` subtree of the model) by `backbone_lr_multiplier`.
+All may clip the gradient by global norm first (`clip_norm`, 0: none) and scale the updates of
+the backbone (`backbone`, the model's `encoder` subtree by default; RVOS: `encoder/base`, its
+ResNet without the skip convs) by `backbone_lr_multiplier` (RVOS: lr 1e-6 against 1e-3).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax
@@ -22,7 +30,7 @@ import optax
 from vos_jax.dtypes import accumulation_dtype
 
 BACKBONE = "encoder"  # every model names its backbone submodule `encoder`
-OPTIMIZERS = ("momentum", "adamw")
+OPTIMIZERS = ("momentum", "adam", "adamw")
 
 
 @flax.struct.dataclass
@@ -39,35 +47,80 @@ class TrainState:
 def make_schedule(
     name: str, learning_rate: float, total_steps: int, warmup_steps: int = 0
 ) -> optax.Schedule:
-    """Poly (power 0.9, to 0 at `total_steps`) for `momentum`, cosine for `adamw`; both after an
-    optional linear warmup of `warmup_steps`."""
+    """Poly (power 0.9, to 0 at `total_steps`) for `momentum`, constant for `adam`, cosine for
+    `adamw`; all after an optional linear warmup of `warmup_steps`."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {name!r}")
     if name == "adamw":
         return optax.warmup_cosine_decay_schedule(
             0.0, learning_rate, max(warmup_steps, 0), max(total_steps, warmup_steps + 1)
         )
-    decay = optax.polynomial_schedule(
-        learning_rate, 0.0, power=0.9, transition_steps=max(total_steps - warmup_steps, 1)
-    )
+    if name == "adam":
+        decay = optax.constant_schedule(learning_rate)
+    else:
+        decay = optax.polynomial_schedule(
+            learning_rate, 0.0, power=0.9, transition_steps=max(total_steps - warmup_steps, 1)
+        )
     if warmup_steps <= 0:
         return decay
     warmup = optax.linear_schedule(0.0, learning_rate, warmup_steps)
     return optax.join_schedules([warmup, decay], [warmup_steps])
 
 
-def _top_level_mask(params, names: tuple[str, ...]):
-    """Params-shaped bool tree: True for leaves under a top-level key in `names`."""
-    return {k: jax.tree.map(lambda _, k=k: k in names, v) for k, v in params.items()}
+def backbone_mask(params, path: str = BACKBONE):
+    """True for leaves under the "/"-separated `path` (RVOS: "encoder/base", not its skips)."""
+    keys = path.split("/")
 
+    def mark(tree, depth):
+        if depth == len(keys):
+            return jax.tree.map(lambda _: True, tree)
+        return {
+            k: mark(v, depth + 1) if k == keys[depth] else jax.tree.map(lambda _: False, v)
+            for k, v in tree.items()
+        }
 
-def backbone_mask(params):
-    return _top_level_mask(params, (BACKBONE,))
+    return mark(flax.core.unfreeze(params), 0)
 
 
 def decay_mask(params):
     """Weight decay applies to kernels (ndim > 1), not to biases or BatchNorm scales."""
     return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
+
+
+def is_depthwise(kernel) -> bool:
+    """A depthwise conv kernel [k, k, 1, C] with k > 1 (no model here has a 1-channel input)."""
+    shape = jnp.shape(kernel)
+    return len(shape) == 4 and shape[2] == 1 and shape[0] * shape[1] > 1
+
+
+def slim_decay_mask(params):
+    """TF-slim's regularised variables in DeepLab / FEELVOS: conv and dense kernels, not
+    depthwise kernels, biases or normalisation parameters."""
+    return jax.tree.map(lambda p: jnp.ndim(p) > 1 and not is_depthwise(p), params)
+
+
+def conv_bias_mask(params):
+    """True for conv / dense biases (a `bias` beside a `kernel`); a norm's `bias` (beside its
+    `scale`) is TF-slim's `beta`, which the official bias multiplier does not touch."""
+
+    def walk(tree):
+        return {
+            k: walk(v) if isinstance(v, dict) else (k == "bias" and "kernel" in tree)
+            for k, v in tree.items()
+        }
+
+    return walk(flax.core.unfreeze(params))
+
+
+def clip_per_variable(max_norm: float) -> optax.GradientTransformation:
+    """Each variable's gradient scaled to norm <= `max_norm` on its own (TF-slim's
+    `clip_gradient_norms`, `tf.clip_by_norm` per variable), unlike a global-norm clip."""
+
+    def clip(g, _):
+        norm = jnp.sqrt(jnp.sum(jnp.square(g.astype(jnp.float32))))
+        return (g * jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-30))).astype(g.dtype)
+
+    return optax.stateless_with_tree_map(clip)
 
 
 def make_optimizer(
@@ -78,18 +131,31 @@ def make_optimizer(
     clip_norm: float | None = None,
     backbone_lr_multiplier: float = 1.0,
     warmup_steps: int = 0,
+    clip_per_variable_norm: float = 0.0,
+    bias_lr_multiplier: float = 1.0,
+    backbone: str = BACKBONE,
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """-> (optimizer, learning-rate schedule); the schedule gives the `lr` metric of a step."""
+    """-> (optimizer, learning-rate schedule); the schedule gives the `lr` metric of a step.
+    `clip_per_variable_norm` and `bias_lr_multiplier` apply to `momentum` (0 / 1: off)."""
     schedule = make_schedule(name, learning_rate, total_steps, warmup_steps)
     parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
     if name == "momentum":
         if weight_decay:
-            parts.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
+            parts.append(optax.add_decayed_weights(weight_decay, mask=slim_decay_mask))
+        if bias_lr_multiplier != 1.0:
+            parts.append(optax.masked(optax.scale(bias_lr_multiplier), conv_bias_mask))
+        if clip_per_variable_norm:
+            parts.append(clip_per_variable(clip_per_variable_norm))
         parts += [optax.trace(decay=0.9), optax.scale_by_learning_rate(schedule)]
+    elif name == "adam":
+        if weight_decay:
+            parts.append(optax.add_decayed_weights(weight_decay))  # torch Adam: every parameter
+        parts += [optax.scale_by_adam(), optax.scale_by_learning_rate(schedule)]
     else:
         parts.append(optax.adamw(schedule, weight_decay=weight_decay, mask=decay_mask))
     if backbone_lr_multiplier != 1.0:
-        parts.append(optax.masked(optax.scale(backbone_lr_multiplier), backbone_mask))
+        mask = functools.partial(backbone_mask, path=backbone)
+        parts.append(optax.masked(optax.scale(backbone_lr_multiplier), mask))
     return optax.chain(*parts), schedule
 
 
