@@ -99,3 +99,14 @@ def test_small_object_filter_counts_stride4_pixels_of_every_label():
     full = np.ones((40, 40), np.uint8)
     full[:8] = 0  # background: 2 grid rows x 10 = 20 pixels
     assert ok(full, 10) and not ok(full, 21)
+
+
+def test_remap_objects_on_frames_wider_than_128_pixels():
+    """RVOS trains on whole 240x427 frames: widths beyond OpenCV's 128-channel limit work."""
+    masks = np.zeros((2, 4, 427), np.uint8)
+    masks[:, :, 300:] = 7
+    masks[1, 0, 0] = 255
+    out, valid = sampling.remap_objects(masks, 3, np.random.default_rng(0))
+    assert out.shape == masks.shape and set(np.unique(out)) == {0, 1, 255}
+    np.testing.assert_array_equal(out[:, :, 300:], 1)
+    np.testing.assert_array_equal(valid, [True, True, False, False])

@@ -81,7 +81,9 @@ def remap_objects(
     table[keep] = np.arange(1, keep.size + 1)
     valid = np.zeros(max_objects + 1, bool)
     valid[: keep.size + 1] = True
-    return cv2.LUT(masks, table), valid
+    # As a 2-D image: OpenCV would read a 3-D array's last axis (W) as up to 128 channels.
+    flat = masks.reshape(-1, masks.shape[-1])
+    return cv2.LUT(flat, table).reshape(masks.shape), valid
 
 
 def enough_reference_pixels(mask: np.ndarray, min_pixels: int) -> bool:
