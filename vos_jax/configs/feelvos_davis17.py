@@ -13,6 +13,20 @@ Evaluate the result (or any published checkpoint) on DAVIS 2017 val:
 from vos_jax.training.config import base_config
 
 
+def official_recipe(config) -> None:
+    """The samples, optimizer and loss of the official FEELVOS training (also feelvos_ytvos.py)."""
+    config.data.update(crop_size=(465, 465), scale_range=(1.0, 1.3), max_gap=1)
+    config.data.update(photometric=False, min_stride4_pixels=10)
+    config.optimizer.update(
+        name="momentum",
+        learning_rate=7e-4,
+        weight_decay=4e-5,
+        clip_per_variable=5.0,
+        bias_lr_multiplier=2.0,
+    )
+    config.loss.update(anneal_steps=100_000, max_per_object=1024, max_displacement=15)
+
+
 def get_config(arg=None):
     runlocal = arg == "runlocal"
     if arg and not runlocal:
@@ -36,16 +50,7 @@ def get_config(arg=None):
     config.checkpoint_every_steps = 5_000
     config.eval_every_steps = 20_000
     config.data.update(source="davis", root="", split="train", batch_size=48, max_objects=10)
-    config.data.update(crop_size=(465, 465), scale_range=(1.0, 1.3), max_gap=1)
-    config.data.update(photometric=False, min_stride4_pixels=10)
-    config.optimizer.update(
-        name="momentum",
-        learning_rate=7e-4,
-        weight_decay=4e-5,
-        clip_per_variable=5.0,
-        bias_lr_multiplier=2.0,
-    )
-    config.loss.update(anneal_steps=100_000, max_per_object=1024, max_displacement=15)
+    official_recipe(config)
     config.eval.update(split="val")
     # The inference engine (vos_jax.families.feelvos): object slots, global matching every N
     # frames (1 = every frame, as the paper), frames that may bring new objects, local window k.

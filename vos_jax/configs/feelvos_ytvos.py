@@ -9,6 +9,7 @@ Build the dataset once, then train:
 `:runlocal` switches to the tiny model, small crops and a few steps that run on a laptop CPU.
 """
 
+from vos_jax.configs.feelvos_davis17 import official_recipe
 from vos_jax.training.config import base_config
 
 
@@ -26,16 +27,8 @@ def get_config(arg=None):
     config.data.update(source="tfds", tfds_name="youtube_vos/2019", split="train", batch_size=48)
     # The official recipe as feelvos_davis17.py (its comment lists it); triplets 5 raw frames
     # apart on YouTube-VOS, whose frames are annotated every 5th.
-    config.data.update(crop_size=(465, 465), scale_range=(1.0, 1.3), max_gap=1, max_objects=10)
-    config.data.update(photometric=False, min_stride4_pixels=10)
-    config.optimizer.update(
-        name="momentum",
-        learning_rate=7e-4,
-        weight_decay=4e-5,
-        clip_per_variable=5.0,
-        bias_lr_multiplier=2.0,
-    )
-    config.loss.update(anneal_steps=100_000, max_per_object=1024, max_displacement=15)
+    config.data.max_objects = 10
+    official_recipe(config)
     config.eval.update(root="", split="val")  # set to a DAVIS folder to validate
     # YouTube-VOS objects may first appear after frame 0: several reference frames.
     config.inference.update(max_objects=10, max_reference_frames=5, output_stride=8)

@@ -30,6 +30,30 @@ from vos_jax.training.config import base_config, config_args
 STEPS_PER_EPOCH = 207
 
 
+def official_recipe(config, input_size: tuple[int, int]) -> None:
+    """The data and optimizer settings every official RVOS trainer shares (also the YouTube-VOS
+    stages'); `input_size`: the official inputRes the frames are resized to."""
+    config.data.update(sampling="clip", num_frames=5, crop_size=input_size, scale_range=(1.0, 1.0))
+    # Every clip as it comes: no redraw of clips with small objects (FEELVOS's filter; the official
+    # clips are fixed, davis2017.py:135-150, youtubeVOS.py:104-119).
+    config.data.min_stride4_pixels = 0
+    # The official augmentation (dataloader/dataset.py:102-151): every frame resized to inputRes
+    # (train_previous_inference_mask.py:48, 57; `affine` resizes to crop_size), one horizontal
+    # flip and one random affine map (rotation, translation, zoom; davis2017.py:78-91) per clip;
+    # no photometric jitter.
+    config.data.update(affine=True, flip=True, photometric=False)
+    config.optimizer.update(
+        name="adam",
+        learning_rate=1e-3,  # decoder (args.py:33-41: lr, optim 'adam', weight_decay 1e-6)
+        weight_decay=1e-6,  # torch Adam's L2, encoder and decoder alike
+        backbone_lr_multiplier=1e-3,  # encoder lr_cnn 1e-6, trained from step 0
+        backbone="encoder/base",  # the ResNet; the skip convs train with the decoder
+        clip_norm=0.0,  # the official code clips nothing
+        warmup_steps=0,
+    )
+    config.loss.frame_reduction = "sum"  # each frame adds its loss (train*.py:143-150)
+
+
 def get_config(arg=None):
     args = config_args(arg, ("zeroshot", "runlocal"), "vos_jax/configs/rvos_davis.py")
     runlocal, one_shot = "runlocal" in args, "zeroshot" not in args
@@ -45,27 +69,10 @@ def get_config(arg=None):
     config.checkpoint_every_steps = STEPS_PER_EPOCH
     config.eval_every_steps = 2 * STEPS_PER_EPOCH
     config.data.update(source="davis", root="", split="train", batch_size=4, max_objects=10)
-    config.data.update(sampling="clip", num_frames=5, crop_size=(240, 427), scale_range=(1.0, 1.0))
-    # Every clip as it comes: no redraw of clips with small objects (FEELVOS's filter; the official
-    # clips are fixed, davis2017.py:135-150).
-    config.data.min_stride4_pixels = 0
-    # The official augmentation (dataloader/dataset.py:102-151): every frame resized to inputRes
-    # (240, 427) (train_previous_inference_mask.py:48; `affine` resizes to crop_size), one
-    # horizontal flip and one random affine map (rotation, translation, zoom; davis2017.py:78-91)
-    # per clip; no photometric jitter.
-    config.data.update(affine=True, flip=True, photometric=False)
-    config.optimizer.update(
-        name="adam",
-        learning_rate=1e-3,  # decoder (args.py:33-41: lr, optim 'adam', weight_decay 1e-6)
-        weight_decay=1e-6,  # torch Adam's L2, encoder and decoder alike
-        backbone_lr_multiplier=1e-3,  # encoder lr_cnn 1e-6, trained from step 0
-        backbone="encoder/base",  # the ResNet; the skip convs train with the decoder
-        clip_norm=0.0,  # the official code clips nothing
-        warmup_steps=0,
-    )
+    official_recipe(config, (240, 427))
     # Frame 0: its own ground truth as previous masks (train_previous_inference_mask.py:293-294);
     # frames 1-4: the model's sigmoid of the frame before, detached (:169-170, :305).
-    config.loss.update(given_frames=0, frame_reduction="sum")
+    config.loss.given_frames = 0
     config.eval.update(split="val")
     config.inference.update(max_objects=10, input_height=240, input_width=427)
     if runlocal:

@@ -23,6 +23,7 @@ train_zero_shot_youtube.sh, `train.py` for 50 epochs; there is no stage 2), `run
 model, small crops and a few steps that run on a laptop CPU).
 """
 
+from vos_jax.configs.rvos_davis import official_recipe
 from vos_jax.training.config import base_config, config_args
 
 # Official epochs in steps, an estimate: YouTube-VOS train videos have ~27 annotated frames on
@@ -46,24 +47,8 @@ def get_config(arg=None):
     config.checkpoint_every_steps = STEPS_PER_EPOCH
     config.eval_every_steps = 2 * STEPS_PER_EPOCH
     config.data.update(source="tfds", tfds_name="youtube_vos/2019", split="train", batch_size=4)
-    config.data.update(sampling="clip", num_frames=5, crop_size=(256, 448), scale_range=(1.0, 1.0))
-    # Every clip as it comes: no redraw of clips with small objects (FEELVOS's filter; the official
-    # clips are fixed, youtubeVOS.py:104-119).
-    config.data.min_stride4_pixels = 0
-    # The official augmentation (dataloader/dataset.py:102-151): every frame resized to inputRes
-    # (256, 448) (train_previous_mask.py:57; `affine` resizes to crop_size), one horizontal flip
-    # and one random affine map (youtubeVOS.py:55-68) per clip; no photometric jitter.
-    config.data.update(max_objects=10, affine=True, flip=True, photometric=False)
-    config.optimizer.update(
-        name="adam",
-        learning_rate=1e-3,  # decoder (args.py:33-41: lr, optim 'adam', weight_decay 1e-6)
-        weight_decay=1e-6,  # torch Adam's L2, encoder and decoder alike
-        backbone_lr_multiplier=1e-3,  # encoder lr_cnn 1e-6, trained from step 0
-        backbone="encoder/base",  # the ResNet; the skip convs train with the decoder
-        clip_norm=0.0,  # the official code clips nothing
-        warmup_steps=0,
-    )
-    config.loss.frame_reduction = "sum"  # train_previous_mask.py: each frame adds its loss
+    config.data.max_objects = 10
+    official_recipe(config, (256, 448))  # train_previous_mask.py:57: inputRes 256x448
     config.eval.update(root="", split="val")  # set to a DAVIS folder to validate
     config.inference.update(max_objects=10, input_height=256, input_width=448)
     if runlocal:
