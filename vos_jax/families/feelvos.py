@@ -4,15 +4,19 @@ sample, loss and the inference `(init, step)` pair, all built on one recurrence,
 Per frame: embeddings; global matching of each pixel against the reference frame's pixels of each
 object (training: at most M = 1024 sampled per object, eq. 2; inference: all of them, as the
 official code); local matching against the previous frame's labels in a (2k+1)^2 window at
-stride 4 (eq. 3-4); the dynamic segmentation head per object; softmax over objects.
+stride 4 (eq. 3-4); the dynamic segmentation head per object, whose previous-frame input is a
+one-hot of the previous labels (official inference, vis_video.py) or the softmax; softmax over
+objects. Inference runs at output stride 8 with the weights trained at 16 (official eval).
 
-Training scores the logits, upsampled to the crop, with the bootstrapped cross-entropy (kept
-fraction annealed 100% -> 15%, official code). Frames 0 .. g-1 (g = `given_frames`) come with
-ground truth, later frames take the model's own previous prediction as inference does: g = 2,
-T = 3 is the paper's triplet; g = 1 over clips trains on the engine's own recurrence, so the
-head learns to correct its mistakes instead of trusting a perfect previous mask (SPEC 1: "error
-accumulates through the previous-frame mask"). With `data.prior` the given previous mask is a
-simulated, damaged one, as the official training damages it (`utils/mask_damaging.py`).
+Training follows the official loss (utils/train_utils.py:112-227): each video's mean
+cross-entropy over its hardest pixels of all its predicted frames (logits upsampled to the crop;
+kept fraction annealed 100% -> 15%), the videos' losses summed. Frames 0 .. g-1 (g =
+`given_frames`) come with ground truth, later frames take the model's own previous prediction as
+inference does: g = 2, T = 3 is the paper's triplet; g = 1 over clips trains on the engine's own
+recurrence, so the head learns to correct its mistakes instead of trusting a perfect previous mask
+(SPEC 1: "error accumulates through the previous-frame mask"). With `data.damage` (official
+`mask_damaging`, off by default) or `data.prior` (MaskTrack's simulation) the given previous mask
+is a damaged one. The issue-14 note tabulates every official detail and where it is tested.
 """
 
 from __future__ import annotations
