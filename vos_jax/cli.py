@@ -190,25 +190,21 @@ def run_build_dataset(args: argparse.Namespace) -> None:
 
 
 def converters() -> dict:
-    """{name: (convert, options dataclass, conventions)}: every family's importer of official
-    weights, then the pretrained-backbone importers (`vos_jax.convert.backbone_converters`)."""
+    """{name: vos_jax.convert.Converter}: every family's importer of official weights, then the
+    pretrained-backbone importers (`vos_jax.convert.backbone_converters`)."""
     from vos_jax.convert import backbone_converters
     from vos_jax.families import FAMILIES
 
-    found = {
-        name: (f.converter.convert, f.converter.options, f.converter.conventions)
-        for name, f in FAMILIES.items()
-        if f.converter is not None
-    }
+    found = {name: f.converter for name, f in FAMILIES.items() if f.converter is not None}
     return {**found, **backbone_converters()}
 
 
 def run_convert(args: argparse.Namespace) -> None:
     from vos_jax.families.options import field_types
 
-    convert, options_cls, _ = converters()[args.family]
-    options = {k: getattr(args, k) for k in field_types(options_cls)}
-    print(f"wrote {convert(out=args.out, **options)}")
+    converter = converters()[args.family]
+    options = {k: getattr(args, k) for k in field_types(converter.options)}
+    print(f"wrote {converter.convert(out=args.out, **options)}")
 
 
 def add_convert_parsers(sub) -> None:
@@ -218,10 +214,10 @@ def add_convert_parsers(sub) -> None:
 
     convert = sub.add_parser("convert", help="import published weights of an official model")
     names = convert.add_subparsers(dest="family", required=True, parser_class=_Parser)
-    for name, (_, options, conventions) in converters().items():
-        one = names.add_parser(name, help=f"{name}: {conventions}", description=conventions)
-        for key, (parse, text, required) in flag_spec(options).items():
-            default = None if required else options.__dataclass_fields__[key].default
+    for name, c in converters().items():
+        one = names.add_parser(name, help=f"{name}: {c.conventions}", description=c.conventions)
+        for key, (parse, text, required) in flag_spec(c.options).items():
+            default = None if required else c.options.__dataclass_fields__[key].default
             one.add_argument(f"--{key}", type=parse, required=required, default=default, help=text)
         one.add_argument("--out", required=True, help="the vos-jax checkpoint folder to write")
         one.set_defaults(func=run_convert)

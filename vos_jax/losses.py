@@ -1,9 +1,10 @@
 """Losses: pure functions (logits, targets, masks) -> scalar, computed in float32 (at least).
 
-- `bootstrapped_cross_entropy`: FEELVOS's loss (Voigtlaender et al., CVPR 2019, Sec. 3.4):
-  softmax cross-entropy over the objects of each pixel, averaged over the hardest pixels only
-  (bootstrapping, as DeepLab's `top_k_percent_pixels`), with the kept fraction annealed by
-  `bootstrap_fraction` from 100% to 15% over the first 100k steps (official code).
+- `bootstrapped_cross_entropy_per_example`: FEELVOS's loss (Voigtlaender et al., CVPR 2019,
+  Sec. 3.4): softmax cross-entropy over the objects of each pixel, averaged over each example's
+  hardest pixels only (bootstrapping, as DeepLab's `top_k_percent_pixels`), with the kept
+  fraction annealed by `bootstrap_fraction` from 100% to 15% over the first 100k steps (official
+  code); `bootstrapped_cross_entropy` pools the kept pixels of the whole batch instead.
 """
 
 from __future__ import annotations

@@ -18,8 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.models.test_rvos_parity import _official_weights_module
-from tests.shared_data import shared_path
+from tests.shared_data import official_state_dict, shared_path
 from vos_jax.cli import main
 from vos_jax.convert.resnet import architecture, import_resnet
 from vos_jax.convert.state_dict import StateDictMismatch
@@ -41,14 +40,7 @@ def _fixture_path() -> Path:
 @pytest.fixture(scope="module")
 def parity():
     data = dict(np.load(_fixture_path()))
-    state_dict = _official_weights_module().make_state_dict(
-        str(data["manifest"]), str(data["salt"])
-    )
-    for key in data:
-        if key.startswith("override:"):
-            name = key.removeprefix("override:")
-            assert name in state_dict, f"override of an unknown entry {name}"
-            state_dict[name] = data[key]
+    state_dict = official_state_dict(data)
     image = np.transpose(data["image"], (0, 2, 3, 1))  # [1, H, W, 3], already normalised
     references = {k: v.transpose(0, 2, 3, 1) for k, v in data.items() if k.startswith("os")}
     return dict(arch=str(data["arch"]), state_dict=state_dict, image=image, refs=references)

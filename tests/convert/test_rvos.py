@@ -5,7 +5,8 @@ dict is the parity fixture's (its manifest + official_weights.py: the real names
 import numpy as np
 import pytest
 
-from tests.models.test_rvos_parity import _fixture_path, _official_weights_module
+from tests.models.test_rvos_parity import _fixture_path
+from tests.shared_data import official_weights_module
 from vos_jax.cli import main
 from vos_jax.convert.rvos import import_rvos, split_combined
 from vos_jax.convert.state_dict import StateDictMismatch
@@ -15,9 +16,7 @@ from vos_jax.families import load_model
 @pytest.fixture(scope="module")
 def official():
     data = np.load(_fixture_path())
-    state_dict = _official_weights_module().make_state_dict(
-        str(data["manifest"]), str(data["salt"])
-    )
+    state_dict = official_weights_module().make_state_dict(str(data["manifest"]), str(data["salt"]))
     return split_combined(state_dict, "decoder_oneshot.")
 
 

@@ -7,7 +7,6 @@ the 4 encoder skips and the official one-shot and zero-shot outputs of both fram
 frame goes through the temporal recurrence).
 """
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.shared_data import shared_path
+from tests.shared_data import official_state_dict, shared_path
 from vos_jax.convert.rvos import import_rvos, split_combined
 from vos_jax.families.rvos import rollout
 from vos_jax.models.rvos import Rvos
@@ -34,26 +33,10 @@ def _fixture_path() -> Path:
     return shared_path("fixtures/rvos_parity.npz")
 
 
-def _official_weights_module():
-    spec = importlib.util.spec_from_file_location(
-        "official_weights", shared_path("fixtures/official_weights.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def fixture():
     data = dict(np.load(_fixture_path()))
-    state_dict = _official_weights_module().make_state_dict(
-        str(data["manifest"]), str(data["salt"])
-    )
-    for key in data:
-        if key.startswith("override:"):
-            name = key.removeprefix("override:")
-            assert name in state_dict, f"override of an unknown entry {name}"
-            state_dict[name] = data[key]
+    state_dict = official_state_dict(data)
     frames = np.transpose(data["frames"], (0, 2, 3, 1))  # [T, H, W, 3], already normalised
     height, width = frames.shape[1:3]
 

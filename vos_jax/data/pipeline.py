@@ -142,12 +142,11 @@ class MakeSample(grain.transforms.RandomMap):
         from the sample's own rng: deterministic) while the reference frame fails FEELVOS's
         small-object filter; then the last draw is kept and the video named in a warning."""
         c = self.config
+        filtered = c.min_stride4_pixels > 0 and c.sampling != "static"
         decoded: dict = {}
-        for _ in range(FILTER_DRAWS if c.sampling != "static" else 1):
+        for _ in range(FILTER_DRAWS if filtered else 1):
             frames, masks = self._geometry(*self._frames(record, rng, decoded), rng)
-            if c.sampling == "static" or sampling.enough_reference_pixels(
-                masks[0], c.min_stride4_pixels
-            ):
+            if not filtered or sampling.enough_reference_pixels(masks[0], c.min_stride4_pixels):
                 return frames, masks
         if record.name not in self._warned:  # once per video, not at every epoch
             self._warned.add(record.name)

@@ -8,8 +8,8 @@
   augmentation (see `augment.static_pseudo_video`).
 Only annotated frames are sampled. Objects are the ids of the sample's first frame, renumbered
 1..O with background 0 and padded to a static `max_objects` with a validity mask.
-`enough_reference_pixels` is FEELVOS's filter of samples whose reference frame shows an object
-too small to match against.
+`enough_reference_pixels` filters out samples whose reference frame shows an object too small to
+match against (Voigtlaender et al.'s official sampler).
 """
 
 from __future__ import annotations
@@ -87,14 +87,14 @@ def remap_objects(
 
 
 def enough_reference_pixels(mask: np.ndarray, min_pixels: int) -> bool:
-    """FEELVOS's small-object filter on a sample's (cropped) reference mask [H, W].
+    """The official triplet sampler's small-object filter on a (cropped) reference mask [H, W].
 
     Official (feelvos/utils/video_input_generator.py:28, 136-194, 522-537, MIN_LABEL_COUNT = 10):
     the reference labels nearest-resized with align_corners to the stride-4 grid, every label
     present (background and void included) must have >= min_pixels pixels there, and foreground
     (anything but 0) and background >= min_pixels each; a failing sample is dropped. The grid is
-    pixel 4 j (`mask[::4, ::4]`): the official one for crops of 4 k + 1 pixels (465) and the one
-    the FEELVOS family matches on (`families.feelvos.stride_labels`). min_pixels = 0: no filter.
+    pixel 4 j (`mask[::4, ::4]`): the official one for crops of 4 k + 1 pixels (465), and the
+    stride-4 sampling of the models' features. min_pixels = 0: no filter.
     """
     if min_pixels <= 0:
         return True

@@ -16,7 +16,8 @@ Adding a family (e.g. `foo`):
    `training_sample(sample_config, loss_options)`; `loss(model, params, batch_stats, batch, key,
    step, **loss_options)`; `propagator(model, variables, **inference_options)` returning a
    `propagator.Propagator` whose `step` returns a `propagator.Prediction` (labels come from
-   its `probs`; boxes and scores are optional); `converter` (a `options.Converter`, or None).
+   its `probs`; boxes and scores are optional); `converter` (a `vos_jax.convert.Converter`, or
+   None).
    Write the recurrence once and use it in both the loss and the propagator.
 3. One line in `FAMILIES` below, and `vos_jax/configs/foo_<dataset>.py` built on
    `training.config.base_config("foo")`.
@@ -33,8 +34,8 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 
+from vos_jax.convert import Converter
 from vos_jax.families import feelvos, rvos
-from vos_jax.families.options import Converter
 from vos_jax.families.propagator import Propagator
 from vos_jax.io import published
 

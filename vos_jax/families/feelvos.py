@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from vos_jax.data.pipeline import SampleConfig
-from vos_jax.families.options import build, frames_after_given, require
+from vos_jax.families.options import Reduction, build, frames_after_given, require
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.losses import bootstrap_fraction, bootstrapped_cross_entropy_per_example
 from vos_jax.models.feelvos import VARIANTS as VARIANTS
@@ -47,13 +47,6 @@ class PreviousInput(enum.Enum):
 
     LABELS = "labels"  # one-hot of the predicted labels: official inference (vis_video.py)
     PROBS = "probs"  # the softmax: official training's feedback after frame 3 (no stop-gradient)
-
-
-class Reduction(enum.Enum):
-    """How the batch's per-video losses combine."""
-
-    SUM = "sum"  # official: each video adds its loss (train_utils.py:112-227, model_deploy)
-    MEAN = "mean"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +69,7 @@ class LossOptions:
         default=PreviousInput.LABELS,
         metadata={"help": "the head's previous mask after the given frames (labels: as inferred)"},
     )
+    # Official: each video adds its loss (train_utils.py:112-227, model_deploy).
     reduction: Reduction = field(
         default=Reduction.SUM, metadata={"help": "per-video losses summed (official) or averaged"}
     )
@@ -255,7 +249,7 @@ def loss(model: Feelvos, params, batch_stats, batch: dict, key, step, **options)
     per_video = bootstrapped_cross_entropy_per_example(
         tall, masks[:, g:].reshape(tall.shape[:3]), valid, fraction
     )
-    total = jnp.sum(per_video) if o.reduction == Reduction.SUM else jnp.mean(per_video)
+    total = o.reduction(per_video)
     return total, (mutated["batch_stats"], {"loss": total, "kept_fraction": fraction})
 
 

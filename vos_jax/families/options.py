@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import numbers
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -115,15 +115,12 @@ def _parse_bool(text: str) -> bool:
     return text.lower() in ("true", "1")
 
 
-@dataclasses.dataclass(frozen=True)
-class Converter:
-    """A family's importer of published official weights (`vos-jax convert FAMILY`).
+class Reduction(enum.Enum):
+    """How a loss combines its parts (videos of a batch, frames of a clip): the official
+    FEELVOS and RVOS code sum them."""
 
-    `convert(out, **options) -> Path` writes a published checkpoint folder; `options` is the
-    options dataclass of its arguments (each field a `--flag`; fields without a default are
-    required); `conventions` states what the imported weights assume that differs from JAX's
-    defaults (padding, pooling rounding, upsampling corners), which the model follows."""
+    SUM = "sum"
+    MEAN = "mean"
 
-    convert: Callable[..., Any]
-    options: type
-    conventions: str
+    def __call__(self, parts):
+        return parts.sum() if self is Reduction.SUM else parts.mean()

@@ -53,17 +53,17 @@ Where ours differs from the official code:
 from __future__ import annotations
 
 import dataclasses
-import enum
 from dataclasses import field
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from vos_jax.convert import Converter
 from vos_jax.convert import rvos as official
 from vos_jax.data.pipeline import SampleConfig
 from vos_jax.dtypes import accumulation_dtype
-from vos_jax.families.options import Converter, build, frames_after_given, require
+from vos_jax.families.options import Reduction, build, frames_after_given, require
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.losses import soft_iou_loss
 from vos_jax.models.rvos import VARIANTS as VARIANTS
@@ -84,13 +84,6 @@ class ModelOptions:
     )
 
 
-class FrameReduction(enum.Enum):
-    """How a clip's per-frame losses combine."""
-
-    SUM = "sum"  # official: each frame adds its loss (train_previous_inference_mask.py:143-150)
-    MEAN = "mean"
-
-
 @dataclasses.dataclass(frozen=True)
 class LossOptions:
     given_frames: int = field(
@@ -100,8 +93,9 @@ class LossOptions:
             "model's own output (0: official DAVIS / YouTube stage 2; T - 1: YouTube stage 1)"
         },
     )
-    frame_reduction: FrameReduction = field(
-        default=FrameReduction.SUM,
+    # Official: each frame adds its loss (train_previous_inference_mask.py:143-150).
+    frame_reduction: Reduction = field(
+        default=Reduction.SUM,
         metadata={"help": "the clip's per-frame losses summed (official) or averaged"},
     )
 
@@ -281,7 +275,7 @@ def loss(model: Rvos, params, batch_stats, batch: dict, key, step, **options):
         flat_targets = jnp.take_along_axis(flat_targets, assignment[:, None, None, :], axis=-1)
         valid = jnp.take_along_axis(valid, assignment, axis=-1)  # presence: from the reordered
     per_frame = frame_losses(probs, flat_targets, valid)
-    total = jnp.sum(per_frame) if o.frame_reduction == FrameReduction.SUM else jnp.mean(per_frame)
+    total = o.frame_reduction(per_frame)
     return total, (mutated["batch_stats"], {"loss": total})
 
 

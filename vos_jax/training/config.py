@@ -69,7 +69,7 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         workers=0,  # grain worker processes per host
         sampling="",  # "" = the family's
         num_frames=3,
-        max_gap=1,  # triplet: previous -> current frames apart at most (1: adjacent, official)
+        max_gap=1,  # triplet: previous -> current frames apart at most (1: adjacent)
         crop_size=(465, 465),
         scale_range=(1.0, 1.3),
         max_objects=3,
@@ -79,16 +79,15 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         # dilated) as `prior` in each sample; families that take a previous mask train on them.
         prior=False,
         lucid=False,  # static sampling: Lucid Data Dreaming of the image first
-        # triplet: the reference frame scaled, cropped and flipped on its own (official FEELVOS)
+        # triplet: the reference frame scaled, cropped and flipped on its own
         reference_apart=True,
         # triplet, clip: redraw a sample whose reference frame has a label (background too)
-        # with fewer pixels on the stride-4 grid (official FEELVOS: 10; 0: off)
-        min_stride4_pixels=0,  # FEELVOS official: 10 (its configs set it)
-        # FEELVOS mask damaging of every frame's mask as `prior` (shift, scale, rotate per
-        # object; official default off); excludes `prior`
+        # with fewer pixels on the stride-4 grid (0: off)
+        min_stride4_pixels=0,
+        # every frame's mask damaged (shift, scale, rotate per object) as `prior`; excludes it
         damage=False,
-        # clip: RVOS's augmentation (resize to crop_size, one random affine map per clip)
-        # instead of the random scale and crop
+        # clip: resize to crop_size and one random affine map and flip per clip, instead of the
+        # random scale and crop
         affine=False,
     )
     # The built-in synthetic videos, generated on first use and cached by their parameters;
@@ -109,10 +108,10 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         weight_decay=4e-5,
         clip_norm=0.0,  # 0: no clipping
         backbone_lr_multiplier=1.0,
-        backbone="encoder",  # the params subtree the multiplier scales (RVOS: "encoder/base")
+        backbone="encoder",  # the params path backbone_lr_multiplier scales
         warmup_steps=0,
-        clip_per_variable=0.0,  # momentum: each gradient to this norm (official FEELVOS: 5)
-        bias_lr_multiplier=1.0,  # momentum: conv biases' gradient factor (official FEELVOS: 2)
+        clip_per_variable=0.0,  # momentum: each variable's gradient to this norm (0: off)
+        bias_lr_multiplier=1.0,  # momentum: factor on conv biases' gradients
     )
     c.loss = defaults(f.LossOptions)  # the family's loss options
     c.mesh = dict(data=-1, fsdp=1)  # -1: all devices the fsdp axis leaves

@@ -2,12 +2,12 @@
 
 Three kinds of folders are accepted:
 - a converted backbone (`vos-jax convert resnet`, model.json family "backbone"): its variables go
-  to the model's backbone, the subtree whose parameter names are the backbone's (FEELVOS
-  `encoder`, RVOS `encoder/base`), found by structure so that no family has to declare it;
+  to the model's backbone, the subtree whose parameter names are the backbone's (e.g. `encoder`
+  or `encoder/base`), found by structure so that no family has to declare it;
 - a published vos-jax model (`families.save_model`, `vos-jax convert rvos`, a run's
   `models/step_<N>`): its params and BatchNorm statistics, all or those under `init_prefixes`;
 - a train.py workdir: its last exported model (`models/step_<N>` with the largest N), which is how
-  a second training stage starts from the first (RVOS's two-stage YouTube-VOS recipe).
+  a second training stage starts from the first.
 Every loaded variable must exist in the model with the same shape; what was loaded and what kept
 its initialisation is logged. Only a fresh run is initialised: a resumed run keeps its checkpoint.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +83,12 @@ def load(path: str | os.PathLike, params, batch_stats, prefixes: str = ""):
     folder = resolve(path)
     meta, variables = read_model(folder)
     wanted = tuple(p.strip() for p in prefixes.split(",") if p.strip())
-    source_params, source_stats = variables.get("params", {}), variables.get("batch_stats", {})
+    source_params = variables.get("params", {})
     graft = ""
     if meta.get("family") == "backbone":
         graft = _backbone_prefix(flax.core.unfreeze(params), source_params, folder)
-    out = []
-    for collection, target, source in (
-        ("params", params, source_params),
-        ("batch_stats", batch_stats, source_stats),
-    ):
+
+    def take(collection: str, target, source) -> dict[str, np.ndarray]:
         flat_target = _flat(target)
         loaded = {
             graft + name: np.asarray(value)
@@ -107,20 +105,21 @@ def load(path: str | os.PathLike, params, batch_stats, prefixes: str = ""):
                     f"{KEY}: {collection} {name!r} is {value.shape} in {folder}, "
                     f"{tuple(np.shape(flat_target[name]))} in the model"
                 )
-        if collection == "params":
-            if not loaded:
-                raise InitCheckpointError(f"{KEY}: no params of {folder} under {prefixes!r}")
-            kept = sorted(set(flat_target) - set(loaded))
-            logging.warning(
-                "%s: loaded %d of %d params from %s; initialised: %s",
-                KEY,
-                len(loaded),
-                len(flat_target),
-                folder,
-                _summary(kept),
-            )
-        out.append(loaded)
-    return out[0], out[1]
+        return loaded
+
+    loaded_params = take("params", params, source_params)
+    if not loaded_params:
+        raise InitCheckpointError(f"{KEY}: no params of {folder} under {prefixes!r}")
+    kept = Counter(name.split("/")[0] for name in _flat(params) if name not in loaded_params)
+    logging.warning(
+        "%s: loaded %d of %d params from %s; initialised: %s",
+        KEY,
+        len(loaded_params),
+        len(loaded_params) + kept.total(),
+        folder,
+        ", ".join(f"{k} ({v})" for k, v in kept.items()) or "none",
+    )
+    return loaded_params, take("batch_stats", batch_stats, variables.get("batch_stats", {}))
 
 
 def graft(tree, loaded: dict[str, np.ndarray]):
@@ -131,12 +130,3 @@ def graft(tree, loaded: dict[str, np.ndarray]):
         leaf = flat[name]
         flat[name] = jax.device_put(value.astype(leaf.dtype), leaf.sharding)
     return flax.traverse_util.unflatten_dict(flat, sep="/")
-
-
-def _summary(names: list[str]) -> str:
-    """Top-level groups of parameter names, e.g. 'head (12), decoder (40)'; 'none' if empty."""
-    groups: dict[str, int] = {}
-    for name in names:
-        top = name.split("/")[0]
-        groups[top] = groups.get(top, 0) + 1
-    return ", ".join(f"{k} ({v})" for k, v in groups.items()) or "none"

@@ -1,20 +1,20 @@
-"""Training state as a plain pytree and the optimizers of the families.
+"""Training state as a plain pytree and the optimizers the configs name.
 
-- `momentum` (FEELVOS, Voigtlaender et al. 2019, SPEC 1; its official train.py on DeepLab's
-  train_utils): SGD with momentum 0.9 on a poly schedule lr * (1 - step / total_steps) ** 0.9
-  (train.py:71-89), weight decay 4e-5 as TF-slim's `l2_regularizer`: an L2 penalty whose gradient
-  is added before momentum (coupled), on conv / dense kernels only, not on depthwise kernels
+- `momentum` (DeepLab's TF-slim training, as Voigtlaender et al. 2019's official train.py): SGD
+  with momentum 0.9 on a poly schedule lr * (1 - step / total_steps) ** 0.9 (train.py:71-89),
+  weight decay 4e-5 as TF-slim's `l2_regularizer`: an L2 penalty whose gradient is added before
+  momentum (coupled), on conv / dense kernels only, not on depthwise kernels
   (`regularize_depthwise=False`), biases or normalisation parameters (`slim_decay_mask`). Then, as
   train.py:496-505: bias gradients x `bias_lr_multiplier` (official 2), each variable's gradient
   clipped to norm `clip_per_variable` on its own (official 5, `clip_gradient_norms`).
-- `adam` (RVOS, Ventura et al. 2019; its official train*.py): `torch.optim.Adam` with
+- `adam` (as Ventura et al. 2019's official PyTorch training): `torch.optim.Adam` with
   `weight_decay`, i.e. an L2 gradient term on every parameter added before Adam (coupled), at a
   constant learning rate (after an optional warmup).
 - `adamw`: AdamW (decoupled decay on kernels) with linear warmup + cosine decay.
 
 All may clip the gradient by global norm first (`clip_norm`, 0: none) and scale the updates of
-the backbone (`backbone`, the model's `encoder` subtree by default; RVOS: `encoder/base`, its
-ResNet without the skip convs) by `backbone_lr_multiplier` (RVOS: lr 1e-6 against 1e-3).
+the backbone (`backbone`: a params path, the model's `encoder` subtree by default, or a part of
+it such as `encoder/base`) by `backbone_lr_multiplier`.
 """
 
 from __future__ import annotations
@@ -68,18 +68,11 @@ def make_schedule(
 
 
 def backbone_mask(params, path: str = BACKBONE):
-    """True for leaves under the "/"-separated `path` (RVOS: "encoder/base", not its skips)."""
-    keys = path.split("/")
-
-    def mark(tree, depth):
-        if depth == len(keys):
-            return jax.tree.map(lambda _: True, tree)
-        return {
-            k: mark(v, depth + 1) if k == keys[depth] else jax.tree.map(lambda _: False, v)
-            for k, v in tree.items()
-        }
-
-    return mark(flax.core.unfreeze(params), 0)
+    """True for leaves under the "/"-separated params `path` (e.g. "encoder/base")."""
+    keys = tuple(path.split("/"))
+    return flax.traverse_util.path_aware_map(
+        lambda names, _: names[: len(keys)] == keys, flax.core.unfreeze(params)
+    )
 
 
 def decay_mask(params):
@@ -94,8 +87,8 @@ def is_depthwise(kernel) -> bool:
 
 
 def slim_decay_mask(params):
-    """TF-slim's regularised variables in DeepLab / FEELVOS: conv and dense kernels, not
-    depthwise kernels, biases or normalisation parameters."""
+    """TF-slim's regularised variables in DeepLab's code: conv and dense kernels, not depthwise
+    kernels (`regularize_depthwise=False`), biases or normalisation parameters."""
     return jax.tree.map(lambda p: jnp.ndim(p) > 1 and not is_depthwise(p), params)
 
 
