@@ -243,7 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=_size, default=(96, 160), help="HxW")
     synth.add_argument("--objects", type=int, default=3)
     synth.add_argument(
-        "--preset", choices=list(PRESETS), default="davis", help="motion: as real video, or faster"
+        "--preset",
+        choices=list(PRESETS),
+        default="davis",
+        help="motion: as real DAVIS video, or faster with an object leaving and one entering",
     )
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=run_synth)

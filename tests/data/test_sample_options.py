@@ -169,17 +169,19 @@ def test_option_conflicts_are_errors(options, match):
 def test_config_keys_match_the_sample_options():
     config = config_lib.base_config("feelvos")
     defaults = pipeline.SampleConfig()
-    for key in ("max_gap", "reference_apart", "min_stride4_pixels", "damage", "affine"):
+    for key in ("max_gap", "stride", "reference_apart", "min_stride4_pixels", "damage", "affine"):
         assert config.data[key] == getattr(defaults, key), key
     config.data.update(reference_apart=False, min_stride4_pixels=3, damage=True, max_gap=2)
     sample = data_sample_config(config_lib.validate(config))
     assert (sample.reference_apart, sample.min_stride4_pixels, sample.damage) == (False, 3, True)
     assert sample.max_gap == 2 and sample.photometric
     rvos = config_lib.base_config("rvos")
-    rvos.data.update(affine=True, num_frames=5)
-    assert data_sample_config(config_lib.validate(rvos)).affine
+    rvos.data.update(affine=True, num_frames=5, stride=3)
+    sample = data_sample_config(config_lib.validate(rvos))
+    assert sample.affine and sample.stride == 3
     for bad, match in (
         (dict(min_stride4_pixels=-1), "min_stride4_pixels"),
+        (dict(stride=0), "data.stride"),
         (dict(damage=True, prior=True), "damage"),
     ):
         broken = config_lib.base_config("feelvos")

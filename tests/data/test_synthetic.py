@@ -162,15 +162,34 @@ def test_youtube_valid_annotates_first_appearances_only(youtube_root):
 
 
 def test_late_object_enters_and_leaving_object_exits():
+    """The "hard" preset: in every video one object enters late (a sliver at frame 0 in the
+    DAVIS layout) and another leaves."""
     for seed in range(6):
-        video = render_video(seed, T, SIZE, K, late_start=True)
+        video = render_video(seed, T, SIZE, K, late_start=True, preset="hard")
         area = object_areas(video.masks, K)
         late, leave = video.late_id - 1, video.leave_id - 1
         assert late != leave and late >= 0 and leave >= 0
         assert area[0, late] == 0 and area[1:, late].any()
         assert area[0, leave] > 0 and area[-2:, leave].sum() == 0 and video.exit_frame < T - 1
-        sliver = render_video(seed, T, SIZE, K, late_start=False)
-        assert (object_areas(sliver.masks, K)[0] > 0).all()
+        sliver = render_video(seed, T, SIZE, K, late_start=False, preset="hard")
+        area = object_areas(sliver.masks, K)
+        entering = sliver.late_id - 1
+        assert (area[0] > 0).all() and area[0, entering] < 0.6 * area[:, entering].max()
+
+
+def test_davis_preset_starts_objects_late_only_in_youtube():
+    """The "davis" preset makes no object leave or enter: every object is in frame 0 of the DAVIS
+    layout (they leave the view only by their own drift, tests/data/test_motion.py); the
+    YouTube-VOS layout's late object still enters late."""
+    for seed in range(10):
+        davis = render_video(seed, T, SIZE, K, late_start=False)
+        assert davis.late_id == davis.leave_id == davis.exit_frame == 0
+        assert (object_areas(davis.masks, K)[0] > 0).all()
+        youtube = render_video(seed, T, SIZE, K, late_start=True)
+        late = youtube.late_id - 1
+        area = object_areas(youtube.masks, K)
+        assert late >= 0 and youtube.leave_id == 0
+        assert area[0, late] == 0 and area[1:, late].any() and (np.delete(area[0], late) > 0).all()
 
 
 def test_objects_occlude_each_other():

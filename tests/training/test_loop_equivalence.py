@@ -44,4 +44,7 @@ def test_one_vs_eight_devices_vs_fsdp_same_losses(env, tmp_path):
     for name in ("8 devices", "4 x 2 fsdp"):
         print(name, "max relative difference", np.max(np.abs(trails[name] - want) / want))
         np.testing.assert_allclose(trails[name], want, rtol=1e-9, err_msg=name)
-    assert want[-1] < 0.95 * want[0]  # real updates: the loss moved
+    # Real updates: the loss fell. The untrained model's loss hardly depends on the batch (the
+    # first two losses, around an update at warm-up's learning rate 0, differ by 5e-5 relative),
+    # and 10 steps take it down by about 4%.
+    assert want[-1] < 0.98 * want[0] and abs(want[1] - want[0]) < 1e-3 * want[0]

@@ -1,9 +1,10 @@
-"""How fast objects move in mask videos: the statistics that the synthetic "davis" preset matches
-to real DAVIS ground truth (benchmarks/motion_stats.py measures both).
+"""How objects move in mask videos: the statistics that the synthetic "davis" preset matches to
+real DAVIS (benchmarks/motion_stats.py measures both).
 
-Per object and pair of consecutive frames where it is visible in both: the displacement of its
-centroid relative to its size (sqrt of its area in the earlier frame), and the scale change
-|log sqrt(area ratio)|. Reported as median and 90th percentile over all pairs.
+Motion, per object and pair of consecutive frames where it is visible in both: the displacement
+of its centroid relative to its size (sqrt of its area in the earlier frame), and the scale change
+|log sqrt(area ratio)|, as median and 90th percentile over all pairs. Events: the share of videos
+in which an object leaves the view for good, and of objects that enter it through the border.
 """
 
 from __future__ import annotations
@@ -49,4 +50,36 @@ def motion_statistics(videos: Iterable[np.ndarray]) -> dict[str, float]:
         "displacement_p90": float(np.percentile(displacement, 90)),
         "scale_median": float(np.median(scale)),
         "scale_p90": float(np.percentile(scale, 90)),
+    }
+
+
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def events(masks: np.ndarray, cut: float = 0.5) -> tuple[bool, int, int]:
+    """masks uint8 [T, H, W] -> (an object seen in frame 0 is gone in the last frame, objects
+    that enter the view: first seen touching the border with under `cut` of their largest area,
+    number of objects)."""
+    ids = object_ids(masks.reshape(-1, masks.shape[-1]))
+    left, entering = False, 0
+    for k in ids:
+        frames = masks == k
+        area = frames.reshape(len(frames), -1).sum(1)
+        left |= bool(area[0] and not area[-1])
+        first = int(np.flatnonzero(area)[0])
+        entering += int(_touches_border(frames[first]) and area[first] < cut * area.max())
+    return left, entering, len(ids)
+
+
+def event_statistics(videos: Iterable[np.ndarray]) -> dict[str, float]:
+    """How often objects leave the view (share of videos) and enter it (share of objects)."""
+    found = [events(masks) for masks in videos]
+    if not found:
+        raise ValueError("no video")
+    objects = sum(f[2] for f in found)
+    return {
+        "videos": len(found),
+        "leave_share": sum(f[0] for f in found) / len(found),
+        "enter_share": sum(f[1] for f in found) / max(objects, 1),
     }

@@ -2,10 +2,11 @@
 
 A video has a scrolling textured background, K textured shapes (ellipse / polygon / blob) under
 affine motion (translation + rotation + scale change) drawn in a depth order, so objects occlude
-each other, and an unlabelled distractor that copies one object's texture. When K >= 2 one object
-leaves the frame and one enters late (as a sliver at frame 0 when ``late_start=False``, which the
-DAVIS protocol needs, since it takes the objects from the first annotation). Everything is drawn
-from one seeded generator per video: the same arguments give byte-identical files.
+each other, and an unlabelled distractor that copies one object's texture. How fast objects move
+and whether one is made to leave the frame and one to enter it late is the motion preset's
+(`PRESETS`); with ``late_start`` (the YouTube-VOS layout) one object always enters late.
+Everything is drawn from one seeded generator per video: the same arguments give byte-identical
+files.
 Arrays use the vocabulary T H W C; frames are uint8 [T, H, W, 3], masks uint8 [T, H, W].
 """
 
@@ -39,25 +40,36 @@ _NORMALS = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # inwar
 
 @dataclass(frozen=True)
 class Motion:
-    """How fast a video moves. A video's drift, scale change, spin, wave and background scroll
-    unfold over `span` frames (at least the video's own length), so a longer span is slower
-    motion; the object that leaves does so through the `nearest` border (else one of the two
-    farthest). The entering and leaving objects still do so within the video."""
+    """How a video moves. Its drift, scale change, spin, wave and background scroll unfold over a
+    span of frames drawn log-uniformly per video from `span` (None: the video's own length), so a
+    longer span is slower motion; `wave` is the largest amplitude of the sideways wave, a share of
+    the frame's short side. With `inward` objects drift towards a random point about the frame's
+    centre, as in video whose camera follows them, so that even fast ones mostly stay in view
+    (else in a random direction). With `events`, when K >= 2 one object leaves the view (gone from
+    EXIT_AT of the video on, through one of the two farthest borders, after another object was
+    steered onto it) and one enters late (a sliver at frame 0 in the DAVIS layout, which needs
+    every object in the first annotation). Without, objects leave only where their own motion
+    takes them and enter only where the layout starts one late (YouTube-VOS)."""
 
-    span: float
-    leave_nearest: bool
-    exit_at: float  # the leaving object is out of view from this share of the video on
-    occlusion: bool  # an object is steered onto the leaving one (else they meet only by chance)
+    span: tuple[float, float] | None
+    wave: float
+    inward: bool
+    events: bool
 
 
-# "davis": per-frame motion matched to real DAVIS ground truth (benchmarks/motion_stats.py on
-# davis-mini's 13 sequences: centroid displacement / sqrt(area) median 0.034, 90th percentile
-# 0.10; |log scale change| median 0.010, p90 0.035). "hard": a whole video's motion within its
-# own length (about 2x / 4.6x DAVIS's median / p90 displacement at 24 frames).
+# "davis": as real DAVIS (benchmarks/motion_stats.py, tests/data/test_motion.py). Per frame, on
+# davis-mini's 13 ground-truth sequences: centroid displacement / sqrt(area) median 0.034, 90th
+# percentile 0.102; |log scale change| median 0.010, p90 0.035 (the preset, 40 demo-sized videos:
+# 0.034, 0.109, 0.012, 0.037). Events, on the 30 DAVIS 2017 val videos (the published OSVOS
+# masks stand in for their multi-object ground truth): an object has left the view by the last
+# frame in 2 (0.07; the preset 0.075, by its own motion), 2 of 61 objects enter it (the preset 0).
+# "hard": a whole video's motion within its own length (about 2x / 4.3x DAVIS's median / p90
+# displacement at 24 frames), one object leaving and one entering in every video.
 PRESETS = {
-    "davis": Motion(span=72.0, leave_nearest=True, exit_at=0.9, occlusion=False),
-    "hard": Motion(span=0.0, leave_nearest=False, exit_at=0.7, occlusion=True),
+    "davis": Motion(span=(8.0, 80.0), wave=0.04, inward=True, events=False),
+    "hard": Motion(span=None, wave=0.04, inward=False, events=True),
 }
+EXIT_AT = 0.7  # events: the leaving object is out of view from this share of the video on
 
 
 @dataclass
@@ -70,8 +82,8 @@ class SyntheticVideo:
     distractor_mask: np.ndarray  # bool [T, H, W]: visible pixels of the unlabelled distractor
     background: np.ndarray  # uint8 [T, H, W, 3]: the scrolling background alone
     categories: list[str]  # category of object id k + 1
-    late_id: int  # object that enters late; 0 when K == 1
-    leave_id: int  # object that leaves the frame; 0 when K == 1
+    late_id: int  # object that enters late; 0 if none (always when K == 1)
+    leave_id: int  # object made to leave the frame (preset events); 0 if none
     exit_frame: int  # first frame from which the leaving object is out of view; 0 if none
     distractor_of: int  # object id whose colours, texture and category the distractor copies
 
@@ -177,14 +189,18 @@ def _make_entity(rng, category: str, colours: np.ndarray, kind: str) -> _Entity:
     return _Entity(sprite, category, r_out, max(r_in - 1.0, 1.0))
 
 
-def _pace(t: np.ndarray, motion: Motion) -> float:
-    """The share of a video's motion that its own length shows (1 for the hard preset)."""
-    return t[-1] / max(t[-1], motion.span)
+def _pace(rng, t: np.ndarray, motion: Motion) -> float:
+    """How much of its motion a video shows: its length over its span (1 for span None). A span
+    drawn per video, so that some videos move slowly and some fast, as real ones do."""
+    if motion.span is None:
+        return 1.0
+    low, high = motion.span
+    return t[-1] / math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
-def _background(rng, t: np.ndarray, h: int, w: int, motion: Motion) -> np.ndarray:
+def _background(rng, t: np.ndarray, h: int, w: int, pace: float) -> np.ndarray:
     """Scrolling background [T, H, W, 3] float32: a larger texture seen through a moving window."""
-    speed = rng.uniform(0.5, 1.2) * max(1.0, min(h, w) / 96) * _pace(t, motion)
+    speed = rng.uniform(0.5, 1.2) * max(1.0, min(h, w) / 96) * pace
     a = rng.uniform(0, 2 * np.pi)
     v = speed * np.array([np.cos(a), np.sin(a)])
     m = math.ceil(speed * t[-1] / 2) + 2  # margin so the window never leaves the texture
@@ -218,26 +234,28 @@ def _layout(rng, h: int, w: int, n: int):
     return centres, min(ch, cw) / 2, [np.flatnonzero(b) for b in on_border]
 
 
-def _free_motion(rng, e: _Entity, c0, r0: float, t: np.ndarray, h: int, w: int, motion: Motion):
+def _free_motion(rng, e: _Entity, c0, r0: float, t, h: int, w: int, pace: float, motion: Motion):
     """Smooth affine motion: drift + sideways wave, constant spin, exponential scale change."""
-    pace = _pace(t, motion)
     u = t / t[-1] * pace  # the share of the motion unfolded by each frame
     e.scale = r0 / e.r_out * np.exp(rng.choice([-1, 1]) * rng.uniform(0.2, 0.45) * u)
     e.angle = rng.uniform(0, 2 * np.pi) + rng.choice([-1, 1]) * rng.uniform(0.02, 0.08) * t * pace
-    a = rng.uniform(0, 2 * np.pi)
-    d = np.array([np.cos(a), np.sin(a)])
-    amp, ph = rng.uniform(0, 0.04) * min(h, w), rng.uniform(0, 2 * np.pi)
+    if motion.inward:  # towards a point about the frame's centre
+        aim = np.array([w - 1, h - 1]) * (0.5 + rng.uniform(-0.25, 0.25, 2)) - c0
+        d = aim / max(float(np.linalg.norm(aim)), 1e-6)
+    else:
+        a = rng.uniform(0, 2 * np.pi)
+        d = np.array([np.cos(a), np.sin(a)])
+    amp, ph = rng.uniform(0, motion.wave) * min(h, w), rng.uniform(0, 2 * np.pi)
     wave = amp * (np.sin(2 * np.pi * u / rng.uniform(0.5, 1.5) + ph) - np.sin(ph))
     drift = rng.uniform(0.1, 0.35) * min(h, w) * u
     e.centre = c0 + drift[:, None] * d + wave[:, None] * np.array([-d[1], d[0]])
 
 
-def _leave(rng, e: _Entity, t, t_exit: int, h: int, w: int, nearest: bool) -> None:
-    """Move straight out through the nearest border or one of the two farthest, fully outside
-    from t_exit."""
+def _leave(rng, e: _Entity, t, t_exit: int, h: int, w: int) -> None:
+    """Move straight out through one of the two farthest borders, fully outside from t_exit."""
     c0 = e.centre[0]
     dist = np.array([_depth(c0, s, h, w) for s in range(4)])
-    side = int(np.argmin(dist)) if nearest else int(rng.choice(np.argsort(dist)[-2:]))
+    side = int(rng.choice(np.argsort(dist)[-2:]))
     # past the largest radius the object ever has, so that later growth cannot bring it back
     out = -_NORMALS[side] * (dist[side] + e.r_out * e.scale.max() + 1)
     slide = _NORMALS[side][::-1] * rng.uniform(-0.1, 0.1) * min(h, w)
@@ -274,7 +292,7 @@ def _chase(rng, chaser: _Entity, target: _Entity, t0: int, t_hi: int, h: int, w:
     chaser.centre = np.where((u > 0)[:, None], p0 + (q - p0) * ease[:, None], chaser.centre)
 
 
-def _plan(rng, t: np.ndarray, h: int, w: int, k: int, late_start: bool, motion: Motion):
+def _plan(rng, t, h: int, w: int, k: int, late_start: bool, motion: Motion, pace: float):
     """K objects + a distractor (last), with motion; also the source, late, leave ids, exit."""
     looks = [
         (CATEGORIES[rng.integers(3)], _colours(rng), TEXTURES[rng.integers(3)]) for _ in range(k)
@@ -285,22 +303,26 @@ def _plan(rng, t: np.ndarray, h: int, w: int, k: int, late_start: bool, motion: 
     for e, c0 in zip(ents, centres, strict=True):
         r0 = min(half_cell, 0.22 * min(h, w)) * rng.uniform(0.7, 0.95)
         jitter = (half_cell - r0) * rng.uniform(-1, 1, 2)
-        _free_motion(rng, e, c0 + jitter, r0, t, h, w, motion)
+        _free_motion(rng, e, c0 + jitter, r0, t, h, w, pace, motion)
     if k == 1:
+        return ents, src + 1, 0, 0, 0
+    if not (late_start or motion.events):
         return ents, src + 1, 0, 0, 0
     # the late object needs a cell on the frame border; one always exists among the K objects
     late = int(rng.choice([i for i in range(k) if sides[i].size]))
-    leave = int(rng.choice([i for i in range(k) if i != late]))
     t_in = max(1, round(0.25 * t[-1])) if late_start else 0
-    t_exit = min(max(1, round(motion.exit_at * t[-1])), max(1, len(t) - 2))
-    _leave(rng, ents[leave], t, t_exit, h, w, motion.leave_nearest)
+    if not motion.events:  # a late start only (YouTube-VOS layout)
+        _enter(rng, ents[late], centres[late], sides[late], t, t_in, h, w)
+        return ents, src + 1, late + 1, 0, 0
+    leave = int(rng.choice([i for i in range(k) if i != late]))
+    t_exit = min(max(1, round(EXIT_AT * t[-1])), max(1, len(t) - 2))
+    _leave(rng, ents[leave], t, t_exit, h, w)
     _enter(rng, ents[late], centres[late], sides[late], t, t_in, h, w)
     # occlusion: some object (the late one when K == 2) meets the leaving one before it exits
     free = [i for i in range(k) if i not in (late, leave)]
     chaser = int(rng.choice(free)) if free else late
-    if motion.occlusion:  # at real-video speeds most objects could not get there in time
-        t0 = t_in if chaser == late else 0
-        _chase(rng, ents[chaser], ents[leave], t0, t_exit, h, w)
+    t0 = t_in if chaser == late else 0
+    _chase(rng, ents[chaser], ents[leave], t0, t_exit, h, w)
     return ents, src + 1, late + 1, leave + 1, t_exit
 
 
@@ -317,8 +339,9 @@ def _warp(e: _Entity, h: int, w: int) -> np.ndarray:
 def _render(rng, num_frames: int, h: int, w: int, k: int, late_start: bool, motion: Motion):
     """Plan and draw one video, back to front (painter's algorithm) -> SyntheticVideo."""
     t = np.arange(num_frames, dtype=np.float64)
-    ents, src, late, leave, t_exit = _plan(rng, t, h, w, k, late_start, motion)
-    bg = _background(rng, t, h, w, motion)
+    pace = _pace(rng, t, motion)
+    ents, src, late, leave, t_exit = _plan(rng, t, h, w, k, late_start, motion, pace)
+    bg = _background(rng, t, h, w, pace)
     frames = bg.copy()
     layer = np.zeros((num_frames, h, w), np.uint8)  # 1..K objects, K + 1 the distractor
     full = np.zeros((num_frames, k, h, w), bool)

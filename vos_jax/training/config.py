@@ -70,6 +70,7 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         sampling="",  # "" = the family's
         num_frames=3,
         max_gap=1,  # triplet: previous -> current frames apart at most (1: adjacent)
+        stride=1,  # clip: frames apart (annotated frames) between a clip's consecutive frames
         crop_size=(465, 465),
         scale_range=(1.0, 1.3),
         max_objects=3,
@@ -226,7 +227,7 @@ def _validate_data(c) -> None:
     )
     low, high = d.scale_range
     _require(0 < low <= high, "data.scale_range", "0 < low <= high", d.scale_range)
-    for key in ("max_gap", "max_objects", "num_frames"):
+    for key in ("max_gap", "stride", "max_objects", "num_frames"):
         _require(d[key] >= 1, f"data.{key}", "an integer >= 1", d[key])
     pixels = d.min_stride4_pixels
     _require(pixels >= 0, "data.min_stride4_pixels", "an integer >= 0 (0: off)", pixels)

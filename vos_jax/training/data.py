@@ -29,7 +29,7 @@ def synthetic_root(s) -> Path:
     """The synthetic DAVIS-layout folder of config group `s` (generated once, atomically)."""
     name = (
         f"synthetic-davis-n{s.num_videos}-t{s.num_frames}-{s.height}x{s.width}"
-        f"-o{s.num_objects}-seed{s.seed}-{s.preset}-v3"  # v3: motion presets
+        f"-o{s.num_objects}-seed{s.seed}-{s.preset}-v4"  # v4: event rates in the presets
     )
     root = cache_root(s.cache_dir) / name
     if root.is_dir():
@@ -81,6 +81,7 @@ def data_sample_config(config) -> pipeline.SampleConfig:
         sampling=d.sampling or families.get(config.model.family).SAMPLING,
         num_frames=d.num_frames,
         max_gap=d.max_gap,
+        stride=d.stride,
         crop_size=tuple(d.crop_size),
         scale_range=tuple(d.scale_range),
         max_objects=d.max_objects,
