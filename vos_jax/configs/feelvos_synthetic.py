@@ -20,11 +20,10 @@ def get_config(arg=None):
     # of the paper's 15, which on 65x65 crops would cover the whole crop and teach no locality.
     # Clips of 5 frames with only the first given: frames 2-4 take the model's own previous
     # predictions, as at inference. Held-out J&F on the "davis" preset as matched to real DAVIS
-    # (issue 14 notes): 0.753 (copy-first-mask 0.353; clips 2 frames apart, data.stride=2: 0.753).
-    # The official softmax feedback in training (loss.previous_input="probs") gave 0.793 at 1800
-    # steps but 0.719 at 2400, 0.746 at lr 1e-2, 0.746 with clips of 8, 0.763 with soft previous
-    # masks at inference too, and 0.579 on "hard" (these labels: 0.630): runs differ by ~0.04, and
-    # train = infer stays the recipe.
+    # (issue 14 notes), training seeds 0/1/2: 0.753/0.694/0.779 (copy-first-mask 0.353). The
+    # official softmax feedback in training (loss.previous_input="probs"): 0.793/0.774/0.736, but
+    # 0.579 on "hard" (these labels: 0.630), so train = infer stays the recipe. No gain from
+    # 2400 steps, lr 1e-2, clips of 8, clips 2 frames apart, 72 training videos, a wider model.
     config.total_steps = 1800
     config.log_every_steps = 50
     config.checkpoint_every_steps = 500
