@@ -304,9 +304,7 @@ def _plan(rng, t, h: int, w: int, k: int, late_start: bool, motion: Motion, pace
         r0 = min(half_cell, 0.22 * min(h, w)) * rng.uniform(0.7, 0.95)
         jitter = (half_cell - r0) * rng.uniform(-1, 1, 2)
         _free_motion(rng, e, c0 + jitter, r0, t, h, w, pace, motion)
-    if k == 1:
-        return ents, src + 1, 0, 0, 0
-    if not (late_start or motion.events):
+    if k == 1 or not (late_start or motion.events):
         return ents, src + 1, 0, 0, 0
     # the late object needs a cell on the frame border; one always exists among the K objects
     late = int(rng.choice([i for i in range(k) if sides[i].size]))
