@@ -42,17 +42,15 @@ _NORMALS = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # inwar
 class Motion:
     """How a video moves. Its drift, scale change, spin, wave and background scroll unfold over a
     span of frames drawn log-uniformly per video from `span` (None: the video's own length), so a
-    longer span is slower motion; `wave` is the largest amplitude of the sideways wave, a share of
-    the frame's short side. With `inward` objects drift towards a random point about the frame's
-    centre, as in video whose camera follows them, so that even fast ones mostly stay in view
-    (else in a random direction). With `events`, when K >= 2 one object leaves the view (gone from
-    EXIT_AT of the video on, through one of the two farthest borders, after another object was
-    steered onto it) and one enters late (a sliver at frame 0 in the DAVIS layout, which needs
+    longer span is slower motion. With `inward` objects drift towards a random point about the
+    frame's centre, as in video whose camera follows them, so that even fast ones mostly stay in
+    view (else in a random direction). With `events`, when K >= 2 one object leaves the view (gone
+    from EXIT_AT of the video on, through one of the two farthest borders, after another object
+    was steered onto it) and one enters late (a sliver at frame 0 in the DAVIS layout, which needs
     every object in the first annotation). Without, objects leave only where their own motion
     takes them and enter only where the layout starts one late (YouTube-VOS)."""
 
     span: tuple[float, float] | None
-    wave: float
     inward: bool
     events: bool
 
@@ -66,8 +64,8 @@ class Motion:
 # "hard": a whole video's motion within its own length (about 2x / 4.3x DAVIS's median / p90
 # displacement at 24 frames), one object leaving and one entering in every video.
 PRESETS = {
-    "davis": Motion(span=(8.0, 80.0), wave=0.04, inward=True, events=False),
-    "hard": Motion(span=None, wave=0.04, inward=False, events=True),
+    "davis": Motion(span=(8.0, 80.0), inward=True, events=False),
+    "hard": Motion(span=None, inward=False, events=True),
 }
 EXIT_AT = 0.7  # events: the leaving object is out of view from this share of the video on
 
@@ -245,7 +243,7 @@ def _free_motion(rng, e: _Entity, c0, r0: float, t, h: int, w: int, pace: float,
     else:
         a = rng.uniform(0, 2 * np.pi)
         d = np.array([np.cos(a), np.sin(a)])
-    amp, ph = rng.uniform(0, motion.wave) * min(h, w), rng.uniform(0, 2 * np.pi)
+    amp, ph = rng.uniform(0, 0.04) * min(h, w), rng.uniform(0, 2 * np.pi)
     wave = amp * (np.sin(2 * np.pi * u / rng.uniform(0.5, 1.5) + ph) - np.sin(ph))
     drift = rng.uniform(0.1, 0.35) * min(h, w) * u
     e.centre = c0 + drift[:, None] * d + wave[:, None] * np.array([-d[1], d[0]])
