@@ -46,9 +46,9 @@ def main():
         motion = motion_statistics(davis_masks(args.davis))
         found = event_statistics(davis_multi_object_masks(args.davis))
         print(json.dumps({"source": f"davis:{args.davis}", **motion, **found}))
-    for preset in PRESETS:  # the demo's videos: 96x160, 3 objects
+    for preset in PRESETS:  # the demo's videos: 144x240, 3 objects
         videos = [
-            render_video([0, i], args.frames, (96, 160), 3, False, preset).masks
+            render_video([0, i], args.frames, (144, 240), 3, False, preset).masks
             for i in range(args.videos)
         ]
         stats = {**motion_statistics(videos), **event_statistics(videos)}

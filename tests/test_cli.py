@@ -12,7 +12,11 @@ def test_synth_writes_a_dataset_and_rejects_bad_arguments(tmp_path, capsys):
         "synth-000",
         "synth-001",
     ]
-    for bad in (["--size", "8x8"], ["--size", "big"], ["--objects", "0"], ["--format", "coco"]):
+    held = tmp_path / "held"
+    assert main(["synth", "--out", str(held), "--videos", "3", "--frames", "2", "--val", "2"]) == 0
+    assert (held / "ImageSets/2017/val.txt").read_text().split() == ["synth-001", "synth-002"]
+    bads = (["--size", "8x8"], ["--size", "big"], ["--objects", "0"], ["--format", "coco"])
+    for bad in (*bads, ["--val", "11"]):  # of the default 10 videos
         capsys.readouterr()
         assert main(["synth", "--out", str(tmp_path / "bad"), *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -178,6 +178,7 @@ def run_synth(args: argparse.Namespace) -> None:
         args.objects,
         args.seed,
         args.preset,
+        args.val,
     )
     print(f"wrote a synthetic {args.format} dataset to {root}")
 
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="motion: as real DAVIS video, or faster with an object leaving and one entering",
     )
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--val", type=int, help="videos held out as val/valid (default: a fifth)")
     synth.set_defaults(func=run_synth)
 
     evaluate = sub.add_parser("eval", help="DAVIS J/F(/T) of a results folder")

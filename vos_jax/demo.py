@@ -62,6 +62,8 @@ def run(
         train_config.total_steps = steps
     if preset is not None:
         train_config.synthetic.preset = preset
+    # The demo evaluates the final model itself (below); the trainer's validation would repeat it.
+    train_config.eval_every_steps = 0
     train_config.synthetic.cache_dir = str(out / "data")
     root = synthetic_root(train_config.synthetic)
     sequences = layouts.DavisLayout(root).sequences("val")

@@ -32,8 +32,8 @@ def test_absent_frames_break_the_pairs():
 
 @functools.cache
 def demo_videos(preset: str) -> tuple[np.ndarray, ...]:
-    """Masks of 40 videos as the demo makes them (24 frames, 96x160, 3 objects)."""
-    return tuple(render_video([0, i], 24, (96, 160), 3, False, preset).masks for i in range(40))
+    """Masks of 40 videos as the demo makes them (24 frames, 144x240, 3 objects)."""
+    return tuple(render_video([0, i], 24, (144, 240), 3, False, preset).masks for i in range(40))
 
 
 def test_events_of_constructed_videos():

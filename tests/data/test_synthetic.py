@@ -95,14 +95,19 @@ def test_davis_layout(davis_root):
         assert (sets / "val.txt").read_text().splitlines() == ["synth-002"]
 
 
-@pytest.mark.parametrize(("num_videos", "num_val"), [(1, 1), (5, 1), (8, 2), (10, 2)])
-def test_split_sizes(tmp_path, num_videos, num_val):
-    davis = write_dataset(tmp_path / "d", "davis", num_videos, 2, (16, 16), 1, seed=0)
+@pytest.mark.parametrize(
+    ("num_videos", "num_val", "given"),
+    [(1, 1, None), (5, 1, None), (8, 2, None), (10, 2, None), (5, 3, 3), (4, 4, 4)],
+)
+def test_split_sizes(tmp_path, num_videos, num_val, given):
+    """A fifth of the videos (at least one) is held out, or `num_val` of them when given."""
+    chosen = {} if given is None else {"num_val": given}
+    davis = write_dataset(tmp_path / "d", "davis", num_videos, 2, (16, 16), 1, seed=0, **chosen)
     train = (davis / "ImageSets/2017/train.txt").read_text().splitlines()
     val = (davis / "ImageSets/2017/val.txt").read_text().splitlines()
     names = [f"synth-{i:03d}" for i in range(num_videos)]
     assert train == names[: num_videos - num_val] and val == names[num_videos - num_val :]
-    youtube = write_dataset(tmp_path / "y", "youtube", num_videos, 2, (16, 16), 1, seed=0)
+    youtube = write_dataset(tmp_path / "y", "youtube", num_videos, 2, (16, 16), 1, seed=0, **chosen)
     for split, count in (("train", num_videos - num_val), ("valid", num_val)):
         meta = json.loads((youtube / split / "meta.json").read_text())
         assert len(meta["videos"]) == count
@@ -268,6 +273,8 @@ def test_object_moves_and_changes_scale(preset, shift, growth):
         ({"size": (0, 64)}, "size"),
         ({"num_objects": 0}, "num_objects"),
         ({"num_objects": 21}, "num_objects"),
+        ({"num_val": 0}, "num_val"),
+        ({"num_val": 2}, "num_val"),  # of 1 video
     ],
 )
 def test_bad_arguments_raise(tmp_path, kwargs, name):
@@ -276,7 +283,7 @@ def test_bad_arguments_raise(tmp_path, kwargs, name):
     with pytest.raises(ValueError, match=name):
         write_dataset(tmp_path, seed=0, **args)
     assert not any(tmp_path.iterdir())  # nothing written
-    if "fmt" not in kwargs and "num_videos" not in kwargs:
+    if not kwargs.keys() & {"fmt", "num_videos", "num_val"}:
         with pytest.raises(ValueError, match=name):
             generate_video(0, args["num_frames"], args["size"], args["num_objects"])
 

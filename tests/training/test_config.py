@@ -55,6 +55,15 @@ def test_validate_accepts_the_configs_and_names_bad_keys():
         validate(config)
 
 
+def test_synthetic_val_videos_must_leave_training_videos():
+    config = base_config("feelvos")
+    config.synthetic.val_videos = 40  # all 40 videos
+    with pytest.raises(ConfigError, match=r"config.synthetic.val_videos: expected 0 \(a fifth\)"):
+        validate(config)
+    config.synthetic.val_videos = 39
+    assert validate(config).synthetic.val_videos == 39
+
+
 def test_family_options_are_typed_and_checked():
     config = base_config("feelvos")
     config.loss.given_frames = 3  # == data.num_frames: nothing left to predict

@@ -22,6 +22,27 @@ def test_synthetic_videos_are_generated_once_and_reused(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary folders left
 
 
+def test_synthetic_val_videos_sets_the_held_out_split(tmp_path):
+    config = base_config("feelvos")
+    config.synthetic.update(num_videos=5, num_frames=3, height=32, width=48, num_objects=1)
+    config.synthetic.cache_dir = str(tmp_path)
+    default = data.synthetic_root(config.synthetic)  # a fifth: 1 of 5
+    assert (default / "ImageSets/2017/val.txt").read_text().split() == ["synth-004"]
+    config.synthetic.val_videos = 3
+    root = data.synthetic_root(validate(config).synthetic)
+    assert root != default  # another split, another cache entry
+    assert (root / "ImageSets/2017/train.txt").read_text().split() == ["synth-000", "synth-001"]
+    assert (root / "ImageSets/2017/val.txt").read_text().split() == [
+        "synth-002",
+        "synth-003",
+        "synth-004",
+    ]
+    # the videos themselves do not depend on the split
+    assert (root / "JPEGImages/480p/synth-004/00002.jpg").read_bytes() == (
+        default / "JPEGImages/480p/synth-004/00002.jpg"
+    ).read_bytes()
+
+
 def test_sample_config_takes_the_family_sampling_and_prior_masks(tmp_path):
     config = base_config("rvos")
     assert data.data_sample_config(config).sampling == "clip"  # the family's

@@ -57,10 +57,11 @@ class Motion:
 
 # "davis": as real DAVIS (benchmarks/motion_stats.py, tests/data/test_motion.py). Per frame, on
 # davis-mini's 13 ground-truth sequences: centroid displacement / sqrt(area) median 0.034, 90th
-# percentile 0.102; |log scale change| median 0.010, p90 0.035 (the preset, 40 demo-sized videos:
-# 0.034, 0.109, 0.012, 0.037). Events, on the 30 DAVIS 2017 val videos (the published OSVOS
-# masks stand in for their multi-object ground truth): an object has left the view by the last
-# frame in 2 (0.07; the preset 0.075, by its own motion), 2 of 61 objects enter it (the preset 0).
+# percentile 0.102; |log scale change| median 0.010, p90 0.035 (the preset, 40 videos at the
+# demo's 144x240: 0.033, 0.108, 0.012, 0.035). Events, on the 30 DAVIS 2017 val videos (the
+# published OSVOS masks stand in for their multi-object ground truth): an object has left the
+# view by the last frame in 2 (0.07; the preset 0.075, by its own motion), 2 of 61 objects enter
+# it (the preset 0).
 # "hard": a whole video's motion within its own length (about 2x / 4.3x DAVIS's median / p90
 # displacement at 24 frames), one object leaving and one entering in every video.
 PRESETS = {
@@ -499,11 +500,13 @@ def write_dataset(
     num_objects: int,
     seed: int,
     preset: str = "davis",
+    num_val: int | None = None,
 ) -> Path:
     """Write a synthetic dataset in the 'davis' or 'youtube' layout; return its root.
 
     Video i is drawn from `np.random.default_rng([seed, i])`, so it does not depend on
-    num_videos. The last max(1, round(0.2 * num_videos)) videos form the val / valid split.
+    num_videos. The last `num_val` videos (None: max(1, round(0.2 * num_videos))) form the
+    val / valid split.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
@@ -511,10 +514,14 @@ def write_dataset(
         raise ValueError(f"num_videos must be an integer >= 1, got {num_videos!r}")
     if not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if num_val is None:
+        num_val = max(1, round(0.2 * num_videos))
+    if not isinstance(num_val, numbers.Integral) or not 1 <= num_val <= num_videos:
+        raise ValueError(f"num_val must be an integer in 1..num_videos, got {num_val!r}")
     _check_video_args(num_frames, size, num_objects)
     _motion(preset)
     root = Path(out_dir)
-    n_train = num_videos - max(1, round(0.2 * num_videos))
+    n_train = num_videos - num_val
 
     def render(i: int, late_start: bool) -> SyntheticVideo:
         return render_video([int(seed), i], num_frames, size, num_objects, late_start, preset)

@@ -92,9 +92,11 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         affine=False,
     )
     # The built-in synthetic videos, generated on first use and cached by their parameters;
-    # `preset`: their motion, "davis" (as real video) or "hard" (faster; data/synthetic.py).
+    # `preset`: their motion, "davis" (as real video) or "hard" (faster; data/synthetic.py);
+    # the last `val_videos` of them are held out (0: a fifth).
     c.synthetic = dict(
         num_videos=40,
+        val_videos=0,
         num_frames=24,
         height=96,
         width=160,
@@ -236,6 +238,8 @@ def _validate_data(c) -> None:
     for key in ("num_videos", "num_frames", "height", "width", "num_objects"):
         _require(s[key] >= 1, f"synthetic.{key}", "an integer >= 1", s[key])
     _require(s.num_videos >= 2, "synthetic.num_videos", ">= 2 (train and val)", s.num_videos)
+    val = s.val_videos
+    _require(0 <= val < s.num_videos, "synthetic.val_videos", "0 (a fifth) .. num_videos - 1", val)
     presets = sorted(synthetic.PRESETS)
     _require(s.preset in presets, "synthetic.preset", f"one of {presets}", s.preset)
 

@@ -30,6 +30,7 @@ def synthetic_root(s) -> Path:
     name = (
         f"synthetic-davis-n{s.num_videos}-t{s.num_frames}-{s.height}x{s.width}"
         f"-o{s.num_objects}-seed{s.seed}-{s.preset}-v4"  # v4: event rates in the presets
+        + (f"-val{s.val_videos}" if s.val_videos else "")  # else the default 20%
     )
     root = cache_root(s.cache_dir) / name
     if root.is_dir():
@@ -47,6 +48,7 @@ def synthetic_root(s) -> Path:
             s.num_objects,
             s.seed,
             s.preset,
+            s.val_videos or None,
         )
         os.replace(tmp, root)
     except OSError:
