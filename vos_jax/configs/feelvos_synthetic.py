@@ -2,7 +2,7 @@
 
     python train.py --config vos_jax/configs/feelvos_synthetic.py --workdir /tmp/feelvos_synthetic
 
-The videos are generated on first use and cached (see vos_jax/training/data.py). About 7.5
+The videos are generated on first use and cached (see vos_jax/training/data.py). About 8
 minutes on a 2-core CPU; `vos-jax demo` runs it and evaluates the result with eval.py.
 `:runlocal` is a seconds-long smoke run (tests, Colab): tiny data, tiny crops, a few steps.
 """
@@ -15,7 +15,7 @@ def get_config(arg=None):
     config.model.variant = "tiny"
     # Trained from scratch: no pretrained BatchNorm statistics to keep (official: frozen).
     config.model.fine_tune_batch_norm = True
-    # Tuned for a 2-core CPU in ~7.5 minutes (issue 6 and 14 notes): many small steps at a high
+    # Tuned for a 2-core CPU in ~8 minutes (issue 6 and 14 notes): many small steps at a high
     # learning rate, no bootstrapping, no scale/colour jitter, and a local window of k = 4 (16 px)
     # instead of the paper's 15, which on 65x65 crops would cover the whole crop and teach no
     # locality. Clips of 5 frames with only the first given: frames 2-4 take the model's own
