@@ -35,5 +35,6 @@ def test_the_trained_demo_model_beats_the_baseline_and_the_untrained_one_does_no
     assert same_floor == floor
     assert trained >= floor + MARGIN, (trained, floor)
     assert (out / "train/models/step_300/model.json").exists()
+    assert not (out / "train/eval").exists()  # the demo's own evaluation, not the trainer's too
     overlay = next((out / "overlay").glob("*.mp4"))
     assert overlay.stat().st_size > 1000
