@@ -110,15 +110,21 @@ def load_propagator(args: argparse.Namespace):
 
 
 def run_segment(args: argparse.Namespace) -> None:
-    from vos_jax.inference.segment import segment_video
+    from vos_jax.inference.segment import parse_boxes, segment_video
 
+    boxes = parse_boxes(args.boxes) if args.boxes is not None else None  # before loading
     propagator = load_propagator(args)
     name = Path(args.frames).stem if Path(args.frames).is_file() else Path(args.frames).name
     out = Path(args.out)
     overlay = None if args.no_overlay else out / f"{name}_overlay.mp4"
-    count = segment_video(propagator, args.frames, args.masks, out / name, overlay, args.overwrite)
+    tracks = out / f"{name}_tracks.json"
+    count = segment_video(
+        propagator, args.frames, args.masks, out / name, overlay, args.overwrite, boxes, tracks
+    )
     print(
-        f"segmented {count} frames into {out / name}" + (f"; overlay {overlay}" if overlay else "")
+        f"segmented {count} frames into {out / name}"
+        + (f"; overlay {overlay}" if overlay else "")
+        + (f"; boxes and scores {tracks}" if tracks.exists() else "")
     )
 
 
@@ -265,13 +271,20 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(func=run_build_dataset)
 
     segment = sub.add_parser("segment", help="segment a video from its first-frame mask")
-    segment.add_argument("--model", default=None, help="family, checked against the checkpoint")
+    segment.add_argument(
+        "--model", "--family", default=None, help="family, checked against the checkpoint"
+    )
     segment.add_argument("--checkpoint", required=True)
     segment.add_argument("--frames", required=True, help="folder of frames or a video file")
     segment.add_argument(
         "--masks",
         default=None,
         help="first-frame PNG, or a folder of PNGs (none for a zero-shot model)",
+    )
+    segment.add_argument(
+        "--boxes",
+        default=None,
+        help="trackers: first-frame boxes 'x,y,w,h;x,y,w,h' (pixels) instead of --masks",
     )
     segment.add_argument("--out", required=True, help="results root: <out>/<video>/<frame>.png")
     segment.add_argument("--no_overlay", action="store_true")

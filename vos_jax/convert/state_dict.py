@@ -141,7 +141,7 @@ def strip_prefix(state_dict: Mapping[str, np.ndarray], prefix: str = "") -> dict
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """A state dict file as {name: array}: `.npz` (NumPy, no torch needed) or a PyTorch file
     (`torch.load(weights_only=True)`, the `[torch]` extra: tensors only, never a pickle that
-    could run code)."""
+    could run code); a training checkpoint's `state_dict` entry is the state dict."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such state-dict file")
@@ -156,6 +156,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             "(or convert the state dict to .npz)"
         ) from None
     loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
+        loaded = loaded["state_dict"]  # a training checkpoint {"epoch", "state_dict", ...}
     if not isinstance(loaded, Mapping):
         raise StateDictMismatch(f"{path}: expected a state dict (name -> tensor)")
     return {k: v.detach().cpu().numpy() for k, v in loaded.items()}

@@ -1,11 +1,16 @@
-"""Segment videos from files: frames (a folder or a video file) and given masks in, DAVIS-layout
-palette PNGs (and an overlay video) out. Backs `vos-jax segment` and `eval.py --checkpoint`."""
+"""Segment videos from files: frames (a folder or a video file) and given masks (or, for
+trackers, boxes) in, DAVIS-layout palette PNGs (and an overlay video) out, plus, for families
+that track boxes, a JSON of every object's box, rotated box and score per frame. Backs
+`vos-jax segment` and `eval.py --checkpoint`."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 from vos_jax.inference.engine import Propagator, propagate, propagate_free
 from vos_jax.io.layouts import DavisLayout
@@ -32,6 +37,67 @@ def given_masks(masks: str | os.PathLike, names: list[str]) -> dict[int, object]
     return out
 
 
+def parse_boxes(text: str) -> np.ndarray:
+    """'x,y,w,h;x,y,w,h' (pixels, integers) -> [N, 4] int boxes, one object per box (ids 1..N)."""
+    boxes = []
+    for i, part in enumerate(p for p in text.split(";") if p.strip()):
+        try:
+            box = [int(float(v)) for v in part.split(",")]
+        except ValueError:
+            box = []
+        if len(box) != 4:
+            raise ValueError(f"--boxes: box {i + 1} {part!r}: expected x,y,w,h (4 numbers)")
+        boxes.append(box)
+    if not boxes:
+        raise ValueError("--boxes: expected at least one box x,y,w,h")
+    return np.asarray(boxes, np.int64)
+
+
+def boxes_mask(boxes: np.ndarray, height: int, width: int, max_objects: int) -> np.ndarray:
+    """The first-frame mask of boxes [N, 4] (x, y, w, h): box k filled with id k + 1, larger
+    boxes first so a smaller one inside stays whole; every box must be recoverable as its
+    mask's bounding rectangle (what a tracker starts from)."""
+    if len(boxes) > max_objects:
+        raise ValueError(
+            f"--boxes: {len(boxes)} boxes, the model tracks at most max_objects={max_objects}"
+        )
+    mask = np.zeros((height, width), np.uint8)
+    for k in sorted(range(len(boxes)), key=lambda k: -boxes[k][2] * boxes[k][3]):
+        x, y, w, h = (int(v) for v in boxes[k])
+        if w <= 0 or h <= 0:
+            raise ValueError(f"--boxes: box {k + 1} ({x},{y},{w},{h}) has zero size")
+        if x < 0 or y < 0 or x + w > width or y + h > height:
+            raise ValueError(
+                f"--boxes: box {k + 1} ({x},{y},{w},{h}) is not inside the {width}x{height} frame"
+            )
+        mask[y : y + h, x : x + w] = k + 1
+    for k, (x, y, w, h) in enumerate(boxes):
+        ys, xs = np.nonzero(mask == k + 1)
+        if not len(xs) or (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) != (x, y, x + w, y + h):
+            raise ValueError(
+                f"--boxes: box {k + 1} ({x},{y},{w},{h}) is covered by other boxes along an edge"
+            )
+    return mask
+
+
+def _track_record(name: str, result) -> dict:
+    """One frame of the tracks JSON: per object id its score, box (x0, y0, x1, y1) and rotated
+    box; a frame without the family's boxes (the given first frame) gets its masks' boxes."""
+    objects = {}
+    for i, obj in enumerate(result.ids):
+        record = {"score": float(result.scores[i])}
+        if result.boxes is not None:
+            record["box"] = [round(float(v), 2) for v in result.boxes[i]]
+        else:
+            ys, xs = np.nonzero(result.labels == obj)
+            if len(xs):
+                record["box"] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+        if result.rotated is not None:
+            record["rotated"] = [[round(float(v), 2) for v in p] for p in result.rotated[i]]
+        objects[str(obj)] = record
+    return {"frame": name, "objects": objects}
+
+
 def segment_video(
     propagator: Propagator,
     frames: str | os.PathLike,
@@ -39,16 +105,26 @@ def segment_video(
     out_dir: str | os.PathLike,
     overlay: str | os.PathLike | None = None,
     overwrite: bool = False,
+    boxes: np.ndarray | None = None,
+    tracks: str | os.PathLike | None = None,
 ) -> int:
-    """Write `out_dir/<frame>.png` for every frame (and an overlay MP4); -> number of frames.
-    An unsupervised propagator takes no masks (`masks` None) and discovers the objects."""
+    """Write `out_dir/<frame>.png` for every frame (and an overlay MP4, and for a tracker the
+    `tracks` JSON of boxes and scores); -> number of frames. An unsupervised propagator takes no
+    masks (`masks` None) and discovers the objects; `boxes` [N, 4] (x, y, w, h) instead of masks
+    start a tracker from boxes."""
     names = frame_names(frames)
-    if propagator.unsupervised != (masks is None):
+    if masks is not None and boxes is not None:
+        raise ValueError("--masks and --boxes: give one of them")
+    if propagator.unsupervised != (masks is None and boxes is None):
         raise ValueError(
             "masks: an unsupervised (zero-shot) model takes none; a semi-supervised one needs "
-            "the first frame's mask"
+            "the first frame's mask (or, for a tracker, boxes)"
         )
-    given = given_masks(masks, names) if masks is not None else {0: None}
+    if boxes is not None:
+        height, width = next(iter(read_frames(frames))).shape[:2]
+        given = {0: boxes_mask(boxes, height, width, propagator.max_objects)}
+    else:
+        given = given_masks(masks, names) if masks is not None else {0: None}
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.glob("*.png")) and not overwrite:
         raise FileExistsError(f"{out_dir}: already holds results; pass --overwrite to replace them")
@@ -62,14 +138,22 @@ def segment_video(
         results = propagate_free(propagator, for_engine)
     else:
         results = propagate(propagator, for_engine, first, given)
+    records, first_result = [], None
     try:
         for name, frame, result in zip(names, for_overlay, results, strict=True):
             write_mask(out_dir / f"{name}.png", result.labels)
             if writer:
-                writer.write(frame, result.labels)
+                writer.write(frame, result.labels, result.rotated)
+            if first_result is None:
+                first_result = (name, result)
+            elif result.boxes is not None:  # a tracker: every frame, the first one too
+                records = records or [_track_record(*first_result)]
+                records.append(_track_record(name, result))
     finally:
         if writer:
             writer.close()
+    if tracks and records:
+        Path(tracks).write_text(json.dumps({"frames": records}, indent=1))
     return len(names)
 
 

@@ -80,13 +80,20 @@ class OverlayWriter:
     def __init__(self, path: str | os.PathLike, fps: float = 24.0):
         self.path, self.fps, self._writer = Path(path), fps, None
 
-    def write(self, frame: np.ndarray, ids: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, ids: np.ndarray, polygons=None) -> None:
+        """One frame with its objects `ids` [H, W]; `polygons` [N, 4, 2] (x, y): boxes drawn on
+        top (a tracker's rotated boxes)."""
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
             size = (frame.shape[1], frame.shape[0])
             self._writer = cv2.VideoWriter(os.fspath(self.path), fourcc, self.fps, size)
-        self._writer.write(cv2.cvtColor(overlay(frame, ids), cv2.COLOR_RGB2BGR))
+        image = overlay(frame, ids)
+        if polygons is not None and len(polygons):
+            finite = [p for p in np.asarray(polygons) if np.all(np.isfinite(p))]
+            corners = [np.round(p).astype(np.int32).reshape(-1, 1, 2) for p in finite]
+            cv2.polylines(image, corners, True, (255, 255, 0), 2)
+        self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         if self._writer is not None:

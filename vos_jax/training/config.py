@@ -111,7 +111,7 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         weight_decay=4e-5,
         clip_norm=0.0,  # 0: no clipping
         backbone_lr_multiplier=1.0,
-        backbone="encoder",  # the params path backbone_lr_multiplier scales
+        backbone="encoder",  # the params path(s), comma-separated, backbone_lr_multiplier scales
         warmup_steps=0,
         clip_per_variable=0.0,  # momentum: each variable's gradient to this norm (0: off)
         bias_lr_multiplier=1.0,  # momentum: factor on conv biases' gradients

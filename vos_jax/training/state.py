@@ -68,10 +68,11 @@ def make_schedule(
 
 
 def backbone_mask(params, path: str = BACKBONE):
-    """True for leaves under the "/"-separated params `path` (e.g. "encoder/base")."""
-    keys = tuple(path.split("/"))
+    """True for leaves under the "/"-separated params `path` (e.g. "encoder/base"), or under any
+    of several comma-separated paths ("backbone,cls,loc")."""
+    prefixes = [tuple(p.split("/")) for p in path.split(",") if p]
     return flax.traverse_util.path_aware_map(
-        lambda names, _: names[: len(keys)] == keys, flax.core.unfreeze(params)
+        lambda names, _: any(names[: len(k)] == k for k in prefixes), flax.core.unfreeze(params)
     )
 
 
