@@ -180,3 +180,34 @@ def test_videos_in_a_batch_and_late_targets_equal_their_own_runs(tiny, dog):
     )
     for a, b in zip(batch[2:], alone, strict=True):
         np.testing.assert_allclose(a.probs[0, ..., 3], b.probs[0, ..., 1], atol=1e-4)
+
+
+def test_redetection_searches_wider_only_for_lost_targets(tiny, dog):
+    """Off, or on with a threshold no score reaches below: the official tracker. On, a target
+    counted lost for `redetect_frames` frames is searched in the wider crop without the cosine
+    window: its output is that search's; other targets keep the local search."""
+    model, variables = tiny
+    frames, gt = dog
+    mask = targets_mask(gt)
+    plain = run(family.propagator(model, variables, max_objects=3), frames[None], mask[None])
+    never = family.propagator(model, variables, max_objects=3, redetect=True, redetect_threshold=0)
+    for a, b in zip(plain, run(never, frames[None], mask[None]), strict=True):
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)  # another program: rounding
+
+    options = dict(max_objects=3, redetect=True, redetect_threshold=1.01, redetect_frames=2)
+    always = family.propagator(model, variables, **options)
+    new = np.array([[True, True, True, True]])
+    state = always.init(frames[:1], mask[None], new)
+    none, empty = np.zeros_like(new), np.zeros_like(mask)[None]
+    o = family.build(family.InferenceOptions, options)
+    local_search = jax.jit(lambda s, f: family.track(model, variables, s, f, o))
+    wide_search = jax.jit(lambda s, f: family.track(model, variables, s, f, o, 511, 0.0))
+    for t in range(1, T):
+        bgr = frames[t : t + 1, ..., ::-1]
+        local, wide = local_search(state, bgr), wide_search(state, bgr)
+        lost = np.asarray(state.low) >= 2
+        state, prediction = always.step(state, frames[t : t + 1], empty, none)
+        want = np.where(lost[..., None, None], wide.mask, local.mask)  # [1, 3, H, W]
+        np.testing.assert_allclose(np.moveaxis(prediction.probs[..., 1:], -1, 1), want, atol=1e-4)
+        assert np.all(np.asarray(state.low) == t)  # every score is below 1.01
+    assert lost.all() and not np.allclose(wide.mask, local.mask)

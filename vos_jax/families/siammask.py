@@ -19,6 +19,11 @@ target of every video on a padded target axis [B, O] and no Python loop over tar
   axis-aligned box (OpenCV on the host, as the official code; `rotated_boxes=False` skips it).
 - labels: each target's pasted probability, background at seg_thr: a pixel goes to the target
   with the highest probability above seg_thr (official `track_vos` / `MultiBatchIouMeter`).
+- re-detection (`redetect`, off by default; not in the official tracker): a target whose score
+  stayed below `redetect_threshold` for `redetect_frames` frames is searched in a
+  `redetect_size` crop at the same scale (a 57x57 score map at 511), without the cosine window,
+  until its score recovers: DaSiamRPN's local-to-global search (Zhu et al., ECCV 2018) with
+  static shapes. The wider search is computed only in frames where some target is lost.
 
 Crops are taken from the frames in BGR order, the model's input (models/siammask.py).
 """
@@ -133,9 +138,27 @@ class InferenceOptions:
     rotated_boxes: bool = field(
         default=True, metadata={"help": "rotated boxes of the masks (OpenCV on the host)"}
     )
+    # Lost-target re-detection (DaSiamRPN's local-to-global search; off: the official tracker).
+    redetect: bool = field(
+        default=False, metadata={"help": "search a wider region for targets that seem lost"}
+    )
+    redetect_threshold: float = field(
+        default=0.3, metadata={"help": "a target seems lost below this score"}
+    )
+    redetect_frames: int = field(default=3, metadata={"help": "... for this many frames in a row"})
+    redetect_size: int = field(
+        default=511, metadata={"help": "the wider search crop (same scale, 255: none)"}
+    )
 
     def __post_init__(self):
         require(self.max_objects >= 1, "max_objects", "an integer >= 1", self.max_objects)
+        require(self.redetect_frames >= 1, "redetect_frames", ">= 1", self.redetect_frames)
+        require(
+            self.redetect_size >= INSTANCE_SIZE and self.redetect_size % TOTAL_STRIDE == 7,
+            "redetect_size",
+            f"255 + a multiple of {TOTAL_STRIDE} (e.g. 511, 767)",
+            self.redetect_size,
+        )
         for key in ("penalty_k", "window_influence", "lr", "seg_thr", "context_amount"):
             value = getattr(self, key)
             require(value >= 0, key, "a number >= 0", value)
@@ -162,6 +185,7 @@ class Targets(NamedTuple):
     size: jax.Array  # [B, O, 2] (w, h), pixels
     average: jax.Array  # [B, O, 3] BGR mean colour of the frame the target started in
     valid: jax.Array  # [B, O + 1] bool, slots in use (slot 0, background, always)
+    low: jax.Array  # [B, O] int32 frames in a row with a score below redetect_threshold
 
 
 def bounding_boxes(masks: jax.Array, num_slots: int):
@@ -216,16 +240,26 @@ class TrackOutput(NamedTuple):
     fallback: jax.Array  # [B, O, 4] (x, y, w, h) before clipping: the rotated box without a mask
 
 
-def track(model, variables, targets: Targets, frames_bgr, options: InferenceOptions):
-    """One official `siamese_track` for every target of every video (module docstring)."""
+def track(
+    model,
+    variables,
+    targets: Targets,
+    frames_bgr,
+    options: InferenceOptions,
+    instance: int = INSTANCE_SIZE,
+    window_influence: float | None = None,
+):
+    """One official `siamese_track` for every target of every video (module docstring); a
+    larger `instance` crop searches a wider region at the same scale (re-detection)."""
     o = options
+    window_influence = o.window_influence if window_influence is None else window_influence
     batch, slots = targets.pos.shape[:2]
     height, width = frames_bgr.shape[1:3]
     s_z = _context_side(targets.size, o.context_amount)
     scale_z = EXEMPLAR_SIZE / s_z
-    s_x = s_z + 2 * ((INSTANCE_SIZE - EXEMPLAR_SIZE) / 2) / scale_z
+    s_x = s_z + 2 * ((instance - EXEMPLAR_SIZE) / 2) / scale_z
     side = jnp.round(s_x)
-    crops = _crops(frames_bgr, targets.pos, side.astype(jnp.int32), INSTANCE_SIZE, targets.average)
+    crops = _crops(frames_bgr, targets.pos, side.astype(jnp.int32), instance, targets.average)
     zf = targets.zf.reshape(-1, *targets.zf.shape[2:])
     out = model.apply(variables, zf, crops, method=SiamMask.track)
 
@@ -257,7 +291,7 @@ def track(model, variables, targets: Targets, frames_bgr, options: InferenceOpti
     penalty = jnp.exp(-(r_c * s_c - 1) * o.penalty_k)
     pscore = penalty * score
     window = jnp.asarray(anchor_ops.cosine_window(s))
-    pscore = pscore * (1 - o.window_influence) + window * o.window_influence
+    pscore = pscore * (1 - window_influence) + window * window_influence
     best = jnp.argmax(pscore.reshape(n, -1), axis=-1)  # first maximum, as np.argmax
     take = lambda a: jnp.take_along_axis(a.reshape(n, -1), best[:, None], axis=1)[:, 0]
     best_box = jnp.take_along_axis(boxes.reshape(n, -1, 4), best[:, None, None], axis=1)[:, 0]
@@ -281,7 +315,7 @@ def track(model, variables, targets: Targets, frames_bgr, options: InferenceOpti
         logits = head.reshape(n, m, m)
     mask = jax.nn.sigmoid(logits.astype(jnp.float32))
     crop_x = targets.pos.reshape(n, 2) - side.reshape(n, 1) / 2  # official crop_box (x, y)
-    step = side.reshape(n, 1) / INSTANCE_SIZE
+    step = side.reshape(n, 1) / instance
     sub_xy = crop_x + (jnp.stack([col, row], -1) - BASE_SIZE / 2) * TOTAL_STRIDE * step
     sub_box = jnp.concatenate([sub_xy, step * EXEMPLAR_SIZE, step * EXEMPLAR_SIZE], -1)
     pasted = jax.vmap(paste_back, in_axes=(0, 0, None, None))(mask, sub_box, height, width)
@@ -338,24 +372,35 @@ def propagator(model: SiamMask, variables, **options) -> Propagator:
         mean = jnp.mean(frames_bgr.astype(jnp.float32), axis=(1, 2))  # [B, 3]
         average = jnp.broadcast_to(mean[:, None], (frames.shape[0], slots, 3))
         zf = templates(model, variables, frames_bgr, pos, size, average, o.context_amount)
-        fresh = Targets(zf, pos, size, average, new)
+        low = jnp.zeros(pos.shape[:2], jnp.int32)
+        fresh = Targets(zf, pos, size, average, new, low)
         if targets is None:
             return fresh._replace(valid=new.at[:, 0].set(True))
         pick = lambda n, a, b: jnp.where(n.reshape(*n.shape, *[1] * (a.ndim - 2)), a, b)
         begun = new[:, 1:]
-        return Targets(
-            *(pick(begun, a, b) for a, b in zip(fresh[:4], targets[:4], strict=True)),
-            valid=targets.valid | new,
-        )
+        kept = (pick(begun, a, b) for a, b in zip(fresh[:4], targets[:4], strict=True))
+        return Targets(*kept, valid=targets.valid | new, low=pick(begun, low, targets.low))
 
     def init(frames, masks, new):
         return start(None, frames, masks, new)
 
     def step(targets: Targets, frames, masks, new):
-        out = track(model, variables, targets, _bgr(frames), o)
         alive = targets.valid[:, 1:]
+        out = track(model, variables, targets, _bgr(frames), o)
+        if o.redetect:  # targets lost for redetect_frames: a wider search, without the window
+            lost = alive & (targets.low >= o.redetect_frames)
+            wide = lambda: track(model, variables, targets, _bgr(frames), o, o.redetect_size, 0.0)
+            wider = jax.lax.cond(jnp.any(lost), wide, lambda: out)
+            out = jax.tree.map(
+                lambda a, b: jnp.where(lost.reshape(*lost.shape, *[1] * (a.ndim - 2)), a, b),
+                wider,
+                out,
+            )
         keep = lambda a, b: jnp.where(alive.reshape(*alive.shape, *[1] * (a.ndim - 2)), a, b)
-        moved = targets._replace(pos=keep(out.pos, targets.pos), size=keep(out.size, targets.size))
+        low = jnp.where(out.score < o.redetect_threshold, targets.low + 1, 0)
+        moved = targets._replace(
+            pos=keep(out.pos, targets.pos), size=keep(out.size, targets.size), low=low
+        )
         # Targets given in this frame start here; their output is their given mask.
         moved = jax.lax.cond(
             jnp.any(new[:, 1:]), lambda: start(moved, frames, masks, new), lambda: moved
@@ -520,28 +565,29 @@ def _windows(mask, rows, cols, pad):
     return jax.vmap(take)(rows, cols)
 
 
-def pairs(key, batch, o: LossOptions):
+def pairs(key, batch, o: LossOptions, dtype=jnp.float32):
     """Template and search crops, the target box in the search crop and its mask, from clips of
     2 frames: -> dict(template [B, 127, 127, 3], search [B, S, S, 3] (BGR floats), box [B, 4]
-    (cx, cy, w, h) in search pixels, mask [B, S, S] (+1 / -1), has_mask [B], negative [B])."""
-    frames = batch["frames"][..., ::-1].astype(jnp.float32)  # BGR, as the model takes
+    (cx, cy, w, h) in search pixels, mask [B, S, S] (+1 / -1), has_mask [B], negative [B]).
+    Computed in `dtype` (float64 for a float64 model: no float32 rounding that could depend on
+    how XLA fuses the program for a mesh)."""
+    frames = batch["frames"][..., ::-1].astype(dtype)  # BGR, as the model takes
     masks = batch["masks"].astype(jnp.int32)
     size = SEARCH_SIZES[o.stage]
     k_pick, k_t, k_s, k_neg, k_gray, k_pt, k_ps = jax.random.split(key, 7)
     slot, has = _pick_object(k_pick, masks, batch["object_valid"])
     negative = (jax.random.uniform(k_neg, slot.shape) < o.negative_pairs) & has
-    box_t = _box_of(masks[:, 0], slot)
+    box_t = _box_of(masks[:, 0], slot).astype(dtype)
     # A negative pair searches another pair's target (official: a random other target).
     search_frames = jnp.where(
         negative[:, None, None, None], jnp.roll(frames[:, 1], 1, 0), frames[:, 1]
     )
     search_masks = jnp.where(negative[:, None, None], -1, masks[:, 1])
-    box_s = jnp.where(
-        negative[:, None], jnp.roll(_box_of(masks[:, 1], slot), 1, 0), _box_of(masks[:, 1], slot)
-    )
+    box_s = _box_of(masks[:, 1], slot).astype(dtype)
+    box_s = jnp.where(negative[:, None], jnp.roll(box_s, 1, 0), box_s)
     has_s = jnp.where(negative, jnp.roll(has, 1), has)
     # A pair without an object crops around the frame centre; it is not scored.
-    fallback = jnp.asarray([frames.shape[3] / 2, frames.shape[2] / 2, 32.0, 32.0])
+    fallback = jnp.asarray([frames.shape[3] / 2, frames.shape[2] / 2, 32.0, 32.0], dtype)
     box_t = jnp.where(has[:, None], box_t, fallback)
     box_s = jnp.where(has_s[:, None], box_s, fallback)
     crop_t, _ = _aug_box(k_t, box_t, EXEMPLAR_SIZE, o.template_shift, o.template_scale)
@@ -552,7 +598,7 @@ def pairs(key, batch, o: LossOptions):
         frames[:, 0], crop_t, EXEMPLAR_SIZE, mean_t
     )
     search = jax.vmap(crop_box, in_axes=(0, 0, None, 0))(search_frames, crop_s, size, mean_s)
-    target = (search_masks == slot[:, None, None]).astype(jnp.float32)[..., None]
+    target = (search_masks == slot[:, None, None]).astype(dtype)[..., None]
     mask = jax.vmap(crop_box, in_axes=(0, 0, None))(target, crop_s, size)[..., 0]
     gray = jax.random.uniform(k_gray, slot.shape) < o.gray
     batch_size = slot.shape[0]
@@ -587,7 +633,8 @@ def loss(model: SiamMask, params, batch_stats, batch: dict, key, step, **options
     the mask padded by 32; stage refine: the refine module, unpadded windows)."""
     del step
     o = build(LossOptions, options)
-    p = pairs(key, batch, o)
+    wide = accumulation_dtype(model.dtype)
+    p = pairs(key, batch, o, wide)
     variables = {"params": params, "batch_stats": batch_stats}
     train = o.stage == Stage.MASK  # the refine stage keeps every BN frozen (official)
 
@@ -601,11 +648,10 @@ def loss(model: SiamMask, params, batch_stats, batch: dict, key, step, **options
     (out, head), mutated = model.apply(
         variables, p["template"], p["search"], method=run, mutable=["batch_stats"]
     )
-    wide = accumulation_dtype(model.dtype)
     n, s = out.cls.shape[:2]
     num_anchors = out.cls.shape[-1] // 2
     size = SEARCH_SIZES[o.stage]
-    anchors = jnp.asarray(anchor_ops.anchor_grid(s, TOTAL_STRIDE)).at[..., :2].add(size // 2)
+    anchors = jnp.asarray(anchor_ops.anchor_grid(s, TOTAL_STRIDE), wide).at[..., :2].add(size // 2)
     keys = jax.random.split(jax.random.fold_in(key, 1), n)
     cls_t, delta_t, weight_t = jax.vmap(anchor_targets, in_axes=(0, 0, None, 0, None))(
         keys, p["box"], anchors, p["negative"], o

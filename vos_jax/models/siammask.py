@@ -240,7 +240,7 @@ def refine_windows(skips, pos: Int[ArrayLike, "B 2"], padded: bool = True):
         source = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
 
         def window(image, rc, step=step, size=size):
-            start = (rc[0] * step, rc[1] * step, 0)
+            start = (rc[0] * step, rc[1] * step, jnp.zeros((), rc.dtype))
             return jax.lax.dynamic_slice(image, start, (size, size, image.shape[-1]))
 
         out.append(jax.vmap(window)(source, jnp.asarray(pos, jnp.int32)))
@@ -289,7 +289,7 @@ class SiamMask(nn.Module):
         return self.features(z, train, backbone_bn)[1]
 
     def track(
-        self, zf, x: Float[ArrayLike, "B 255 255 3"], train: bool = False, backbone_bn=None
+        self, zf, x: Float[ArrayLike, "B X X 3"], train: bool = False, backbone_bn=None
     ) -> Track:
         """RPN scores and boxes, the mask branch's correlation and the refine skips of search
         crops `x` against template features `zf` (official `track_mask` without the mask head,

@@ -143,11 +143,13 @@ def crop_box(
     """The official training crop (datasets/siam_mask_dataset.py `crop_hwc`): the frame box
     (x0, y0, x1, y1) onto an `out` x `out` image, corners onto the corner pixels, bilinear, with
     `padding` outside the frame. Boxes need not be square (the augmentation scales x and y
-    apart)."""
-    image = jnp.asarray(image, jnp.float32)
+    apart). Computed in the image's float dtype (float32 for integer images)."""
+    image = jnp.asarray(image)
+    if not jnp.issubdtype(image.dtype, jnp.floating):
+        image = image.astype(jnp.float32)
     height, width = image.shape[:2]
-    box = jnp.asarray(box, jnp.float32)
-    t = jnp.arange(out, dtype=jnp.float32) / (out - 1)
+    box = jnp.asarray(box, image.dtype)
+    t = jnp.arange(out, dtype=image.dtype) / (out - 1)
     ys = box[1] + t * (box[3] - box[1])
     xs = box[0] + t * (box[2] - box[0])
 
@@ -159,7 +161,7 @@ def crop_box(
 
     y0, y1, fy = taps(ys, height)
     x0, x1, fx = taps(xs, width)
-    pad = jnp.broadcast_to(jnp.asarray(padding, jnp.float32), (image.shape[2],))
+    pad = jnp.broadcast_to(jnp.asarray(padding, image.dtype), (image.shape[2],))
 
     def pixels(yi, xi):
         inside = ((yi >= 0) & (yi < height))[:, None] & ((xi >= 0) & (xi < width))[None, :]
