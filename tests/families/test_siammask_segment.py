@@ -127,3 +127,16 @@ def test_bad_boxes_are_refused(checkpoint, car, tmp_path, capsys, boxes, message
     assert not (tmp_path / "o" / "car-shadow").exists() or not any(
         (tmp_path / "o" / "car-shadow").iterdir()
     )
+
+
+def test_eval_tracks_a_davis_sequence_from_its_first_mask(checkpoint, tmp_path, capsys):
+    """eval.py --checkpoint with the DAVIS config: the official protocol (first-frame boxes from
+    the masks) on a real sequence, scored."""
+    davis = shared_path(DAVIS_MINI) / "DAVIS"
+    argv = ["eval", "--davis_root", str(davis), "--results", str(tmp_path / "r")]
+    argv += ["--checkpoint", str(checkpoint), "--config", "vos_jax/configs/siammask_davis.py"]
+    argv += ["--sequences", "car-shadow", "--max_objects", "1", "--workers", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "r" / "results-val.json").read_text())
+    assert set(report["per_object"]) == {"car-shadow_1"}
+    assert len(list((tmp_path / "r" / "car-shadow").glob("*.png"))) == 40
