@@ -53,6 +53,35 @@ def test_a_converted_backbone_goes_to_the_backbone_subtree(tmp_path, family, bac
         np.testing.assert_array_equal(np.asarray(value), moved, err_msg=name)
 
 
+def test_a_converted_resnet50_starts_siammask_s_truncated_backbone(tmp_path, caplog):
+    """SiamMask's ResNet-50 stops at layer3 and has 3x3 shortcuts in layer2-3: a torchvision
+    ResNet-50 (as `vos-jax convert resnet` writes it) fills it, layer4 left out, each 1x1
+    shortcut kernel at the centre of the 3x3 one (zeros around)."""
+    from vos_jax.families import siammask
+    from vos_jax.models.backbones import ResNet
+
+    resnet = ResNet((1, 1, 1, 1), width=8, bottleneck=True)
+    converted = resnet.init(jax.random.key(1), np.zeros((1, 32, 32, 3), np.float32))
+    folder = save_model(tmp_path / "resnet", "backbone", "resnet50", converted)
+    model, _ = families.build_model("siammask", "tiny")
+    fresh = siammask.init_variables(model, jax.random.key(0), {})
+    with caplog.at_level("WARNING"):
+        params, stats = load(folder, fresh["params"], fresh["batch_stats"])
+    assert "not in this model, not loaded: layer4_0" in caplog.text
+    source = _flat(converted["params"])
+    assert set(params) == {f"backbone/{k}" for k in source if not k.startswith("layer4")}
+    assert set(stats) == {
+        f"backbone/{k}" for k in _flat(converted["batch_stats"]) if not k.startswith("layer4")
+    }
+    shortcut = params["backbone/layer2_0/downsample_conv/kernel"]
+    assert shortcut.shape == (3, 3, 32, 64)
+    np.testing.assert_array_equal(shortcut[1, 1], source["layer2_0/downsample_conv/kernel"][0, 0])
+    assert not np.any(shortcut[0]) and not np.any(shortcut[:, 2])
+    np.testing.assert_array_equal(
+        params["backbone/layer3_0/conv2/kernel"], source["layer3_0/conv2/kernel"]
+    )
+
+
 def _subtree(tree, path):
     for key in path.split("/"):
         tree = tree[key]

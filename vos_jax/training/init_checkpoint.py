@@ -57,14 +57,20 @@ def _flat(tree) -> dict[str, Any]:
 
 
 def _backbone_prefix(params: dict, backbone: dict, path: Path) -> str:
-    """The path ("encoder/base/") of the subtree of `params` with exactly `backbone`'s names."""
+    """The path ("encoder/base/") of the subtree of `params` with exactly `backbone`'s names,
+    else of one with the backbone's stem (`conv1`) and a subset of its names (a truncated
+    backbone, e.g. SiamMask's ResNet-50 without layer4)."""
     want = set(backbone)
-    queue = [("", params)]
+    subsets, queue = [], [("", params)]
     while queue:
         prefix, tree = queue.pop(0)
         if set(tree) == want:
             return prefix
+        if "conv1" in tree and set(tree) <= want:
+            subsets.append(prefix)
         queue += [(f"{prefix}{k}/", v) for k, v in tree.items() if isinstance(v, dict)]
+    if subsets:
+        return subsets[0]
     raise InitCheckpointError(
         f"{KEY}: the backbone in {path} ({', '.join(sorted(want)[:4])}, ...) matches no subtree "
         "of this model's parameters (another architecture or depth?)"
@@ -73,6 +79,17 @@ def _backbone_prefix(params: dict, backbone: dict, path: Path) -> str:
 
 def _selected(name: str, prefixes: tuple[str, ...]) -> bool:
     return not prefixes or any(name == p or name.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def _pointwise_into(source: tuple, target: tuple) -> bool:
+    """A 1x1 conv kernel [1, 1, I, O] and an odd kxk kernel [k, k, I, O]."""
+    return (
+        len(source) == len(target) == 4
+        and source[:2] == (1, 1)
+        and target[0] == target[1] > 1
+        and target[0] % 2 == 1
+        and source[2:] == target[2:]
+    )
 
 
 def load(path: str | os.PathLike, params, batch_stats, prefixes: str = ""):
@@ -95,12 +112,28 @@ def load(path: str | os.PathLike, params, batch_stats, prefixes: str = ""):
             for name, value in _flat(source).items()
             if _selected(graft + name, wanted)
         }
+        if graft:  # a backbone: the parts a truncated one lacks (layer4) stay out
+            missing = sorted({n.split("/")[len(graft.split("/")) - 1] for n in loaded
+                              if n not in flat_target})  # fmt: skip
+            if missing:
+                logging.warning("%s: %s not in this model, not loaded: %s", KEY, collection,
+                                ", ".join(missing))  # fmt: skip
+            loaded = {n: v for n, v in loaded.items() if n in flat_target}
         for name, value in loaded.items():
             if name not in flat_target:
                 raise InitCheckpointError(
                     f"{KEY}: {folder} has {collection} {name!r}, the model not"
                 )
-            if tuple(value.shape) != tuple(np.shape(flat_target[name])):
+            shape = tuple(np.shape(flat_target[name]))
+            if graft and _pointwise_into(value.shape, shape):
+                # A 1x1 kernel starts a kxk one at its centre (zeros around), the same map where
+                # the kxk conv is padded to keep the grid (SiamMask's 3x3 shortcuts).
+                k = shape[0]
+                centred = np.zeros(shape, value.dtype)
+                centred[k // 2, k // 2] = value[0, 0]
+                loaded[name] = centred
+                continue
+            if tuple(value.shape) != shape:
                 raise InitCheckpointError(
                     f"{KEY}: {collection} {name!r} is {value.shape} in {folder}, "
                     f"{tuple(np.shape(flat_target[name]))} in the model"
