@@ -10,6 +10,7 @@ sizes, scores, rotated boxes and the pasted mask probabilities.
 import os
 from pathlib import Path
 
+import flax
 import jax
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from vos_jax.convert.siammask import import_siammask
 from vos_jax.families import build_model
 from vos_jax.families import siammask as family
 from vos_jax.io.masks import read_mask
+from vos_jax.models.layers import BN_MOMENTUM
 from vos_jax.models.siammask import SiamMask
 
 SEG_THR = 0.35
@@ -84,10 +86,28 @@ T = 4  # frames
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(dog):
+    """The tiny model, random weights, BatchNorm statistics calibrated on crops of the dog (as
+    the official fixtures are): activations of order 1, so that float32 rounding stays at its
+    own scale (uncalibrated, the 0..255 inputs grow activations to 1e5)."""
     model, _ = build_model("siammask", "tiny")
     variables = family.init_variables(model, jax.random.key(3), {})
-    return model, variables
+    frames, _ = dog
+    z = jax.image.resize(
+        frames[:2, 100:400, 200:500].astype(np.float32), (2, 127, 127, 3), "linear"
+    )
+    x = jax.image.resize(frames[:2, :, 100:580].astype(np.float32), (2, 255, 255, 3), "linear")
+    _, updated = model.apply(variables, z, x, True, mutable=["batch_stats"])
+    # One train-mode pass moved each running statistic 1 - momentum of the way from its initial
+    # value (mean 0, variance 1) to the batch's: solve for the batch's.
+    m = 1 - BN_MOMENTUM
+    batch = {
+        "mean": lambda new: new / m,
+        "var": lambda new: (new - BN_MOMENTUM) / m,
+    }
+    stats = flax.traverse_util.flatten_dict(updated["batch_stats"])
+    stats = {k: batch[k[-1]](v) for k, v in stats.items()}
+    return model, {**variables, "batch_stats": flax.traverse_util.unflatten_dict(stats)}
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +149,9 @@ def run(propagator, frames, first, later=None):
 
 
 def test_many_targets_equal_each_target_alone(tiny, dog):
-    """Each target's outputs do not depend on the other targets: equal (1e-6) to a run of that
-    target alone in the same program (slot count 4), and to a single-slot program up to the
-    float32 rounding that a different batch of crops gives XLA's convolutions (measured 2e-5
-    at most on these random tiny weights, whose activations are large)."""
+    """Each target's outputs do not depend on the other targets: equal to a run of that target
+    alone, in the same program (slot count 4) and in a single-slot program (1e-5, the issue's
+    bound: float32 rounding of another program)."""
     model, variables = tiny
     frames, gt = dog
     mask = targets_mask(gt)
@@ -147,8 +166,9 @@ def test_many_targets_equal_each_target_alone(tiny, dog):
             np.testing.assert_allclose(a.scores[0, slot], b.scores[0, slot], atol=1e-6)
             np.testing.assert_allclose(a.boxes[0, slot], b.boxes[0, slot], atol=1e-4)
             np.testing.assert_allclose(a.rotated[0, slot], b.rotated[0, slot], atol=1e-4)
-            np.testing.assert_allclose(a.probs[0, ..., slot], c.probs[0, ..., 1], atol=1e-4)
-            np.testing.assert_allclose(a.boxes[0, slot], c.boxes[0, 1], atol=1e-2)
+            np.testing.assert_allclose(a.probs[0, ..., slot], c.probs[0, ..., 1], atol=1e-5)
+            np.testing.assert_allclose(a.scores[0, slot], c.scores[0, 1], atol=1e-5)
+            np.testing.assert_allclose(a.boxes[0, slot], c.boxes[0, 1], atol=1e-3)
     # The unused slot stays out of the labels.
     assert np.all(together[-1].probs[0, ..., 4] == -1)
     # One compilation for every frame and for 1 or 3 targets of the same slot count.
@@ -168,8 +188,8 @@ def test_videos_in_a_batch_and_late_targets_equal_their_own_runs(tiny, dog):
     video0 = run(propagator, frames[None], first[:1], {2: late[2][:1]})
     video1 = run(propagator, flipped[None], first[1:])
     for t, (a, b, c) in enumerate(zip(batch, video0, video1, strict=True)):
-        np.testing.assert_allclose(a.probs[0], b.probs[0], atol=1e-4)
-        np.testing.assert_allclose(a.probs[1], c.probs[0], atol=1e-4)
+        np.testing.assert_allclose(a.probs[0], b.probs[0], atol=1e-5)
+        np.testing.assert_allclose(a.probs[1], c.probs[0], atol=1e-5)
         if t == 0:  # before its frame, target 3 of video 0 is not there
             assert np.all(a.probs[0, ..., 3] == -1)
     # From frame 2 it is tracked as if it had started alone in that frame.
@@ -179,7 +199,7 @@ def test_videos_in_a_batch_and_late_targets_equal_their_own_runs(tiny, dog):
         np.where(mask == 3, 1, 0)[None],
     )
     for a, b in zip(batch[2:], alone, strict=True):
-        np.testing.assert_allclose(a.probs[0, ..., 3], b.probs[0, ..., 1], atol=1e-4)
+        np.testing.assert_allclose(a.probs[0, ..., 3], b.probs[0, ..., 1], atol=1e-5)
 
 
 def test_redetection_searches_wider_only_for_lost_targets(tiny, dog):
@@ -192,7 +212,7 @@ def test_redetection_searches_wider_only_for_lost_targets(tiny, dog):
     plain = run(family.propagator(model, variables, max_objects=3), frames[None], mask[None])
     never = family.propagator(model, variables, max_objects=3, redetect=True, redetect_threshold=0)
     for a, b in zip(plain, run(never, frames[None], mask[None]), strict=True):
-        np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)  # another program: rounding
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)  # another program: rounding
 
     options = dict(max_objects=3, redetect=True, redetect_threshold=1.01, redetect_frames=2)
     always = family.propagator(model, variables, **options)
@@ -208,6 +228,6 @@ def test_redetection_searches_wider_only_for_lost_targets(tiny, dog):
         lost = np.asarray(state.low) >= 2
         state, prediction = always.step(state, frames[t : t + 1], empty, none)
         want = np.where(lost[..., None, None], wide.mask, local.mask)  # [1, 3, H, W]
-        np.testing.assert_allclose(np.moveaxis(prediction.probs[..., 1:], -1, 1), want, atol=1e-4)
+        np.testing.assert_allclose(np.moveaxis(prediction.probs[..., 1:], -1, 1), want, atol=1e-5)
         assert np.all(np.asarray(state.low) == t)  # every score is below 1.01
     assert lost.all() and not np.allclose(wide.mask, local.mask)
