@@ -4,7 +4,10 @@ the RVOS model and FEELVOS loss tests: 126 -> 96 CPU seconds), not their executi
 
 import os
 
-FAST_COMPILE = "--xla_backend_optimization_level=0"
+# XLA:CPU's MLIR fusion emitters off (its elemental IR emitters instead): at
+# optimisation level 0 they compile the training steps 2-3x faster (tests/training/test_step.py:
+# 157 -> 99 CPU seconds; the float64 FEELVOS step of train.py: 23 -> 10 s) at the same step time.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count=8 {FAST_COMPILE}")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -45,15 +48,20 @@ def video():
     return synthetic.generate_video(3, 6, SIZE, 3, late_start=False)
 
 
-# The longest modules first: pytest-xdist's --dist loadfile hands out whole files in collection
-# order, so long files left for the end would run on their own while the other worker idles.
+# The longest modules first: pytest-xdist's --dist loadfile hands out whole files, in collection
+# order once its default reordering (files with the most tests first, which put the one-test
+# trainer and demo files last) is off (pytest_configure): long files left for the end would run
+# on their own while the other worker idles.
 LONGEST_FIRST = (
     "tests/test_demo.py",
     "tests/training/test_loop.py",
     "tests/training/test_step.py",
+    "tests/families/test_siammask_training.py",
     "tests/training/test_loop_equivalence.py",
     "tests/families/test_rvos.py",
     "tests/families/test_rvos_recipe.py",
+    "tests/families/test_siammask_tracker.py",
+    "tests/families/test_siammask_segment.py",
     "tests/training/test_init_checkpoint.py",
     "tests/families/test_feelvos.py",
     "tests/families/test_rvos_propagator.py",
@@ -69,3 +77,8 @@ def pytest_collection_modifyitems(config, items):
         return item.path.relative_to(config.rootpath).as_posix()
 
     items.sort(key=lambda item: rank.get(path(item), len(rank)))  # stable within a file
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist (>= 3.6) is installed
+        config.option.loadscopereorder = False  # = --no-loadscope-reorder: LONGEST_FIRST's order
