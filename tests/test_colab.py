@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jupytext
 
-from tests.conftest import FAST_COMPILE
+from tests.conftest import SUBPROCESS_FAST_COMPILE
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "colab" / "quickstart.ipynb"
@@ -26,7 +26,7 @@ def test_quickstart_script_runs(tmp_path):
         "QUICKSTART_SMALL": "1",
         "QUICKSTART_DIR": str(tmp_path / "out"),
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count=1 {FAST_COMPILE}",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count=1 {SUBPROCESS_FAST_COMPILE}",
         "MPLBACKEND": "Agg",
     }
     proc = subprocess.run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import FAST_COMPILE
+from tests.conftest import SUBPROCESS_FAST_COMPILE
 from vos_jax.training.writers import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ def make_env(tmp_path_factory) -> dict:
     return {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count=8 {FAST_COMPILE}",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count=8 {SUBPROCESS_FAST_COMPILE}",
         "VOS_JAX_CACHE": str(cache / "data"),
         "JAX_COMPILATION_CACHE_DIR": str(cache / "xla"),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
@@ -37,7 +37,7 @@ def _command(workdir, *overrides, config=CONFIG):
 
 def train(env, workdir, *overrides, devices=8, check=True, config=CONFIG):
     run_env = dict(
-        env, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}"
+        env, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {SUBPROCESS_FAST_COMPILE}"
     )
     command = _command(workdir, *overrides, config=config)
     proc = subprocess.run(command, cwd=REPO, env=run_env, capture_output=True, text=True)

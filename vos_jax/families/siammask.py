@@ -54,7 +54,6 @@ from vos_jax.ops.crops import crop_box, paste_back, subwindow
 MODEL = SiamMask
 SAMPLING = "clip"
 BASE_SIZE = 8  # official `base_size`: the score map is (255 - 127) / 8 + 1 + 8 = 25 wide
-SCORE_SIZE = (INSTANCE_SIZE - EXEMPLAR_SIZE) // TOTAL_STRIDE + 1 + BASE_SIZE
 MIN_SIZE = 10  # official: target_sz clipped to [10, frame size]
 BOX_LIMITS = (  # crop pixels, for (cx, cy, w, h)
     np.asarray([-1e5, -1e5, 1e-2, 1e-2], np.float32),
