@@ -79,10 +79,14 @@ LONGEST_FIRST = (
     "tests/families/test_rvos_recipe.py",
     "tests/families/test_siammask_tracker.py",
     "tests/families/test_siammask_segment.py",
-    "tests/training/test_init_checkpoint.py",
+    "tests/tfds_builders/test_builders.py",
     "tests/families/test_feelvos.py",
-    "tests/families/test_rvos_propagator.py",
+    "tests/families/test_feelvos_official.py",
     "tests/inference/test_segment.py",
+    "tests/training/test_init_checkpoint.py",
+    "tests/families/test_rvos_propagator.py",
+    "tests/data/test_motion.py",
+    "tests/convert/test_resnet.py",
     "tests/test_colab.py",
 )
 
