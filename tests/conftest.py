@@ -31,7 +31,7 @@ SIZE = (48, 64)  # frames of the shared fixtures below
 def compilation_cache(tmp_path_factory):
     """A persistent compilation cache for this test process, in its pytest temp folder: a program
     that a new jit object compiles again (every `training.loop.train` call builds its own step)
-    loads from it instead (tests/families/test_rvos_recipe.py: 92 -> 64 CPU seconds). JAX keeps
+    loads from it instead (tests/families/test_rvos_recipe.py: 94 -> 62 CPU seconds). JAX keeps
     only compilations over 1 s. Not shared between xdist workers: entries are written in place,
     and another process could read one half written."""
     import jax
