@@ -59,7 +59,7 @@ def _flat(tree) -> dict[str, Any]:
 def _backbone_prefix(params: dict, backbone: dict, path: Path) -> str:
     """The path ("encoder/base/") of the subtree of `params` with exactly `backbone`'s names,
     else of one with the backbone's stem (`conv1`) and a subset of its names (a truncated
-    backbone, e.g. SiamMask's ResNet-50 without layer4)."""
+    backbone, e.g. a ResNet without layer4)."""
     want = set(backbone)
     subsets, queue = [], [("", params)]
     while queue:
@@ -127,7 +127,7 @@ def load(path: str | os.PathLike, params, batch_stats, prefixes: str = ""):
             shape = tuple(np.shape(flat_target[name]))
             if graft and _pointwise_into(value.shape, shape):
                 # A 1x1 kernel starts a kxk one at its centre (zeros around), the same map where
-                # the kxk conv is padded to keep the grid (SiamMask's 3x3 shortcuts).
+                # the kxk conv is padded to keep the grid (3x3 shortcut convolutions).
                 k = shape[0]
                 centred = np.zeros(shape, value.dtype)
                 centred[k // 2, k // 2] = value[0, 0]
