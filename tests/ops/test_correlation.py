@@ -1,12 +1,18 @@
 """Depthwise cross-correlation and the anchor arithmetic against brute-force NumPy references."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from vos_jax.ops import anchors
 from vos_jax.ops.correlation import depthwise_xcorr
 
 
-def test_depthwise_xcorr_equals_a_float64_loop():
+@pytest.mark.parametrize("shifted_sum", [False, True])
+def test_depthwise_xcorr_equals_a_float64_loop(shifted_sum):
+    """Both paths (the grouped convolution of GPU/TPU, the CPU's shifted sum): values against a
+    float64 loop, gradients against each other, bfloat16 in and out."""
     rng = np.random.default_rng(0)
     search, kernel = rng.normal(size=(3, 9, 11, 4)), rng.normal(size=(3, 5, 4, 4))
     want = np.zeros((3, 5, 8, 4))
@@ -14,8 +20,19 @@ def test_depthwise_xcorr_equals_a_float64_loop():
         for y in range(5):
             for x in range(8):
                 want[b, y, x] = np.sum(search[b, y : y + 5, x : x + 4] * kernel[b], axis=(0, 1))
-    got = depthwise_xcorr(search.astype(np.float32), kernel.astype(np.float32))
+    search, kernel = search.astype(np.float32), kernel.astype(np.float32)
+    got = depthwise_xcorr(search, kernel, shifted_sum)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+    def grads(shifted):
+        loss = lambda s, k: jnp.sum(jnp.sin(depthwise_xcorr(s, k, shifted)))
+        return jax.grad(loss, (0, 1))(search, kernel)
+
+    for g, w in zip(grads(shifted_sum), grads(not shifted_sum), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+    half = depthwise_xcorr(search.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16), shifted_sum)
+    assert half.dtype == jnp.bfloat16
+    np.testing.assert_allclose(half.astype(np.float32), want, rtol=0.05, atol=0.15)
 
 
 def test_anchors_are_the_official_ones():
