@@ -9,6 +9,11 @@ Saving is asynchronous (the arrays are copied to the host, then written in the b
 training goes on). Kept: the last `keep` checkpoints and the best one by val J&F. A step whose
 restore fails (truncated or deleted files) is moved aside to `workdir/corrupt_checkpoints/` (never
 deleted) and the previous one is tried, with a warning.
+
+On the CPU, arrays are written without orbax's replica-parallel slicing (its default off GPU):
+that splits each replicated array over the devices with one compiled slice per parameter, 3 s
+per save of a 200-parameter state on 8 CPU devices that share one memory anyway; GPU (orbax's
+own default) and TPU keep their defaults.
 """
 
 from __future__ import annotations
@@ -20,14 +25,22 @@ import time
 from pathlib import Path
 
 import grain
+import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as policy
 
 BEST_METRIC = "J&F"
 
 
+def _cpu_array_handler() -> None:
+    if jax.default_backend() == "cpu":
+        handler = ocp.type_handlers.ArrayHandler(use_replica_parallel=False)
+        ocp.type_handlers.register_type_handler(jax.Array, handler, override=True)
+
+
 class Checkpoints:
     def __init__(self, workdir: str | os.PathLike, keep: int, best_metric: str = BEST_METRIC):
+        _cpu_array_handler()
         self.workdir = Path(workdir).expanduser().absolute()  # orbax wants absolute paths
         self.directory = self.workdir / "checkpoints"
         self.best_metric = best_metric
