@@ -1,4 +1,4 @@
-"""The `vos-jax` command: synth, eval, segment, build-dataset, convert, demo.
+"""The `vos-jax` command: synth, eval, segment, build-dataset, convert, portrait, demo.
 
 Every subcommand turns bad input into a one-line `error: ...` naming the file or argument and what
 was expected, with exit code 2 (the code argparse uses for bad arguments), and writes nothing.
@@ -202,7 +202,7 @@ def converters() -> dict:
     from vos_jax.convert import backbone_converters
     from vos_jax.families import FAMILIES
 
-    found = {name: f.converter for name, f in FAMILIES.items() if f.converter is not None}
+    found = {f.converter.name or name: f.converter for name, f in FAMILIES.items() if f.converter}
     return {**found, **backbone_converters()}
 
 
@@ -228,6 +228,13 @@ def add_convert_parsers(sub) -> None:
             one.add_argument(f"--{key}", type=parse, required=required, default=default, help=text)
         one.add_argument("--out", required=True, help="the vos-jax checkpoint folder to write")
         one.set_defaults(func=run_convert)
+
+
+def run_portrait(args: argparse.Namespace) -> None:
+    from vos_jax.inference import portrait
+
+    done = portrait.run(args.input, args.out, args.model, args.effect, args.masks, args.overwrite)
+    print(f"wrote {args.out}: {done['frames']} frames at {done['fps']} frames/s")
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -293,6 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
     segment.set_defaults(func=run_segment)
 
     add_convert_parsers(sub)
+
+    portrait = sub.add_parser(
+        "portrait", help="a person mask on every frame of a video, and an effect drawn with it"
+    )
+    portrait.add_argument("input", help="an .mp4 (any video OpenCV reads) or a folder of frames")
+    portrait.add_argument(
+        "--model",
+        default="hair",
+        help="'hair' (MediaPipe's model, from an installed mediapipe package or "
+        "$VOS_JAX_MEDIAPIPE), a .tflite file, or a portrait checkpoint folder",
+    )
+    portrait.add_argument(
+        "--effect",
+        default="keep-colour",
+        help="keep-colour (background grey), blur, replace=IMAGE (of the video's size), matte",
+    )
+    portrait.add_argument("--out", required=True, help="the edited video (.mp4)")
+    portrait.add_argument("--masks", default=None, help="also write the masks as PNGs here")
+    portrait.add_argument("--overwrite", action="store_true")
+    portrait.set_defaults(func=run_portrait)
 
     demo = sub.add_parser(
         "demo", help="train the default model on synthetic videos, evaluate it, write an overlay"

@@ -15,11 +15,14 @@ class Converter:
     `convert(out, **options) -> Path` writes a published checkpoint folder; `options` is the
     options dataclass of its arguments (each field a `--flag`; fields without a default are
     required); `conventions` states what the imported weights assume that differs from JAX's
-    defaults (padding, pooling rounding, upsampling corners), which the model follows."""
+    defaults (padding, pooling rounding, upsampling corners), which the model follows; `name`:
+    the subcommand, where it is not the family's name (`vos-jax convert mediapipe` writes a
+    `portrait` model)."""
 
     convert: Callable[..., Any]
     options: type
     conventions: str
+    name: str | None = None
 
 
 def backbone_converters() -> dict[str, Converter]:

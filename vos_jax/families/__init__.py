@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from vos_jax.convert import Converter
-from vos_jax.families import feelvos, rvos, siammask
+from vos_jax.families import feelvos, portrait, rvos, siammask
 from vos_jax.families.propagator import Propagator
 from vos_jax.io import published
 
@@ -57,7 +57,9 @@ class Family(Protocol):
     propagator: Callable[..., Propagator]
 
 
-FAMILIES: dict[str, Family] = {"feelvos": feelvos, "rvos": rvos, "siammask": siammask}
+FAMILIES: dict[str, Family] = {
+    "feelvos": feelvos, "rvos": rvos, "siammask": siammask, "portrait": portrait,
+}  # fmt: skip
 
 
 def get(name: str) -> Family:

@@ -64,6 +64,39 @@ def read_frames(source: str | os.PathLike) -> Iterator[np.ndarray]:
         capture.release()
 
 
+def video_fps(source: str | os.PathLike, default: float = 24.0) -> float:
+    """Frames per second of a video file (`default` for a folder of frames or an unknown rate)."""
+    source = Path(source)
+    if source.is_dir():
+        return default
+    capture = cv2.VideoCapture(os.fspath(source))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return float(fps) if fps and np.isfinite(fps) and 1 <= fps <= 1000 else default
+
+
+class Mp4Writer:
+    """RGB frames to an MP4 (OpenCV's writer, opened at the first frame's size)."""
+
+    def __init__(self, path: str | os.PathLike, fps: float = 24.0):
+        self.path, self.fps, self._writer = Path(path), fps, None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            size = (frame.shape[1], frame.shape[0])
+            self._writer = cv2.VideoWriter(os.fspath(self.path), fourcc, self.fps, size)
+            if not self._writer.isOpened():
+                raise ValueError(f"{self.path}: cannot open for writing")
+        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
 def overlay(frame: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """Blend the DAVIS colours of the objects over an [H, W, 3] frame, with dark contours."""
     colours = davis_palette()[ids]
@@ -74,27 +107,15 @@ def overlay(frame: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.ndarra
     return out
 
 
-class OverlayWriter:
-    """Writes overlay frames to an MP4 (OpenCV's writer; opened at the first frame's size)."""
-
-    def __init__(self, path: str | os.PathLike, fps: float = 24.0):
-        self.path, self.fps, self._writer = Path(path), fps, None
+class OverlayWriter(Mp4Writer):
+    """Writes overlay frames (masks over frames) to an MP4."""
 
     def write(self, frame: np.ndarray, ids: np.ndarray, polygons=None) -> None:
         """One frame with its objects `ids` [H, W]; `polygons` [N, 4, 2] (x, y): boxes drawn on
         top (a tracker's rotated boxes)."""
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            size = (frame.shape[1], frame.shape[0])
-            self._writer = cv2.VideoWriter(os.fspath(self.path), fourcc, self.fps, size)
         image = overlay(frame, ids)
         if polygons is not None and len(polygons):
             finite = [p for p in np.asarray(polygons) if np.all(np.isfinite(p))]
             corners = [np.round(p).astype(np.int32).reshape(-1, 1, 2) for p in finite]
             cv2.polylines(image, corners, True, (255, 255, 0), 2)
-        self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+        super().write(image)

@@ -1,0 +1,189 @@
+"""`vos-jax portrait`: a person (or hair) mask on every frame of a user's video, fed back as the
+next frame's prior as MediaPipe's hair graph does (families.portrait.mediapipe_step), and an
+effect drawn with it: keep-colour (the person in colour, the background grey), blur, replace
+(the background by an image of the frame's size) or matte (the mask itself).
+
+Frames stream in and out one at a time (constant memory whatever the length). The output video
+(and the masks folder) is written beside OUT under a temporary name and renamed when complete:
+an interrupted run leaves no half result, and an existing one is replaced only with `overwrite`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vos_jax.families import load_model
+from vos_jax.families import portrait as family
+from vos_jax.io.masks import write_mask
+from vos_jax.io.video import Mp4Writer, read_frames, video_fps
+
+EFFECTS = ("keep-colour", "blur", "replace=IMAGE", "matte")
+MODEL_NAMES = {"hair": "hair_segmentation.tflite"}
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: str  # keep-colour | blur | replace | matte
+    background: np.ndarray | None = None  # replace: RGB uint8 [H, W, 3]
+
+    def apply(self, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """frame [H, W, 3] uint8, mask [H, W] in 0..1 -> the edited frame [H, W, 3] uint8."""
+        if self.kind == "matte":
+            return np.repeat(np.round(mask * 255).astype(np.uint8)[..., None], 3, -1)
+        if self.kind == "keep-colour":
+            grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+            back = grey
+        elif self.kind == "blur":
+            sigma = max(frame.shape[:2]) / 60.0
+            back = cv2.GaussianBlur(frame, (0, 0), sigma)
+        else:
+            if self.background.shape != frame.shape:
+                raise ValueError(
+                    f"replace: the image is {self.background.shape[1]}x"
+                    f"{self.background.shape[0]}, the video {frame.shape[1]}x{frame.shape[0]}; "
+                    "give an image of the video's size"
+                )
+            back = self.background
+        alpha = mask[..., None].astype(np.float32)
+        return np.round(alpha * frame + (1 - alpha) * back).astype(np.uint8)
+
+
+def parse_effect(text: str) -> Effect:
+    """'keep-colour', 'blur', 'matte' or 'replace=IMAGE' (the image read here)."""
+    if text in ("keep-colour", "blur", "matte"):
+        return Effect(text)
+    if text.startswith("replace="):
+        path = Path(text.split("=", 1)[1])
+        image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if image is None:
+            raise ValueError(f"--effect replace: {path} is not a readable image")
+        return Effect("replace", cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    raise ValueError(f"--effect: expected one of {', '.join(EFFECTS)}, got {text!r}")
+
+
+def find_model(name: str) -> tuple:
+    """--model: a vos-jax portrait checkpoint folder, a .tflite file (imported here), or 'hair'
+    (the file in an installed `mediapipe` package or in $VOS_JAX_MEDIAPIPE; nothing is
+    downloaded) -> (model, variables)."""
+    from vos_jax.convert import mediapipe
+
+    path = Path(name)
+    if name in MODEL_NAMES:
+        path = _installed(MODEL_NAMES[name])
+    if path.is_dir():
+        fam, model, variables, meta = load_model(path)
+        if fam is not family:
+            raise ValueError(f"--model {path}: a {meta['family']} checkpoint, not a portrait one")
+        return model, variables
+    if path.suffix == ".tflite":
+        kwargs, variables = mediapipe.load_hair(path)
+        return family.MODEL(**kwargs), variables
+    raise ValueError(
+        f"--model {name}: expected 'hair', a .tflite file or a portrait checkpoint folder"
+    )
+
+
+def _installed(filename: str) -> Path:
+    import importlib.util
+
+    places = []
+    if os.environ.get("VOS_JAX_MEDIAPIPE"):
+        places.append(Path(os.environ["VOS_JAX_MEDIAPIPE"]))
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is not None and spec.origin:
+        places.append(Path(spec.origin).parent)
+    for place in places:
+        found = sorted(place.rglob(filename))
+        if found:
+            return found[0]
+    raise FileNotFoundError(
+        f"{filename}: not in an installed mediapipe package nor in $VOS_JAX_MEDIAPIPE; pass "
+        "--model path/to/" + filename + " (or a converted checkpoint folder)"
+    )
+
+
+def run(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    model_name: str = "hair",
+    effect: str = "keep-colour",
+    masks_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    ratio: float = 0.9,
+    size: tuple[int, int] = (512, 512),
+    progress: bool = True,
+) -> dict:
+    """Segment `source` (a video file or a folder of frames) and write the edited video to
+    `out` (.mp4); -> {frames, seconds, fps}."""
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise ValueError(f"--out {out}: expected an .mp4 file name")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (--overwrite replaces it)")
+    masks_dir = None if masks_dir is None else Path(masks_dir)
+    if masks_dir is not None and masks_dir.exists():
+        if not masks_dir.is_dir() or (any(masks_dir.iterdir()) and not overwrite):
+            raise FileExistsError(f"--masks {masks_dir}: exists (--overwrite replaces it)")
+    chosen = parse_effect(effect)
+    model, variables = find_model(model_name)
+    step = jax.jit(
+        lambda frame, previous, blend: family.mediapipe_step(
+            model, variables, frame[None], previous[None], blend[None], ratio
+        )[0]
+    )
+    previous = jnp.zeros(size, jnp.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.stem}.partial.mp4")
+    partial_masks = None if masks_dir is None else masks_dir.with_name(f".{masks_dir.name}.partial")
+    if partial_masks is not None:
+        shutil.rmtree(partial_masks, ignore_errors=True)
+        partial_masks.mkdir(parents=True)
+    writer = Mp4Writer(partial, video_fps(source))
+    count, start = 0, time.perf_counter()
+    bar = _progress(source) if progress else None
+    try:
+        for t, frame in enumerate(read_frames(source)):
+            previous = step(frame, previous, jnp.asarray(t > 0))
+            small = np.asarray(previous)
+            mask = cv2.resize(
+                small, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR
+            )
+            writer.write(chosen.apply(frame, np.clip(mask, 0.0, 1.0)))
+            if partial_masks is not None:
+                write_mask(partial_masks / f"{t:05d}.png", (mask > 0.5).astype(np.uint8))
+            count += 1
+            if bar is not None:
+                bar.update(1)
+        writer.close()
+        if count == 0:
+            raise ValueError(f"{source}: no frames")
+        os.replace(partial, out)
+        if partial_masks is not None:  # the whole folder at once: no stale frames of a longer run
+            shutil.rmtree(masks_dir, ignore_errors=True)
+            os.replace(partial_masks, masks_dir)
+    finally:
+        writer.close()
+        partial.unlink(missing_ok=True)
+        if partial_masks is not None:
+            shutil.rmtree(partial_masks, ignore_errors=True)
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    return {"frames": count, "seconds": round(seconds, 2), "fps": round(count / seconds, 2)}
+
+
+def _progress(source):
+    from tqdm import tqdm
+
+    from vos_jax.io.video import frame_names
+
+    return tqdm(total=len(frame_names(source)), unit="frame", desc="portrait")
