@@ -233,7 +233,9 @@ def add_convert_parsers(sub) -> None:
 def run_portrait(args: argparse.Namespace) -> None:
     from vos_jax.inference import portrait
 
-    done = portrait.run(args.input, args.out, args.model, args.effect, args.masks, args.overwrite)
+    done = portrait.run(
+        args.input, args.out, args.model, args.effect, args.masks, args.overwrite, size=args.size
+    )
     print(f"wrote {args.out}: {done['frames']} frames at {done['fps']} frames/s")
 
 
@@ -307,9 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     portrait.add_argument("input", help="an .mp4 (any video OpenCV reads) or a folder of frames")
     portrait.add_argument(
         "--model",
-        default="hair",
-        help="'hair' (MediaPipe's model, from an installed mediapipe package or "
-        "$VOS_JAX_MEDIAPIPE), a .tflite file, or a portrait checkpoint folder",
+        default="selfie",
+        help="selfie, selfie_landscape or hair (MediaPipe's models, from an installed mediapipe "
+        "package or $VOS_JAX_MEDIAPIPE), a .tflite file, or a portrait checkpoint folder",
     )
     portrait.add_argument(
         "--effect",
@@ -318,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     portrait.add_argument("--out", required=True, help="the edited video (.mp4)")
     portrait.add_argument("--masks", default=None, help="also write the masks as PNGs here")
+    portrait.add_argument("--size", type=_size, default=None, help="model input HxW")
     portrait.add_argument("--overwrite", action="store_true")
     portrait.set_defaults(func=run_portrait)
 

@@ -1,6 +1,7 @@
-"""MediaPipe's hair segmentation model (../shared/fixtures/mediapipe/, read its README) imported
-into `HairNet` computes what the reference interpreter (ai-edge-litert) computes, on real images
-with the previous-mask inputs the graph sees: empty, the ground truth, the model's own last mask.
+"""MediaPipe's segmentation models (../shared/fixtures/mediapipe/, read its README) imported into
+the portrait family compute what the reference interpreter (ai-edge-litert) computes on real
+images: the hair model (`HairNet`) with the previous-mask inputs its graph sees (empty, the
+ground truth, the model's own last mask), both selfie models (`SelfieNet`).
 
 Images: `$PORTRAIT_PARITY_IMAGES` (a folder of JPEG/PNG) when set, else astronaut.png and frames
 of ../shared/data/davis-people (with their ground truth as a prior).
@@ -11,16 +12,18 @@ import zipfile
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.convert.tflite_files import add_model
 from tests.shared_data import shared_path
 from vos_jax.cli import main
-from vos_jax.convert.mediapipe import import_hair, load_hair, variant_of
+from vos_jax.convert.mediapipe import import_hair, load, load_hair, variant_of
 from vos_jax.convert.tflite import GraphError, read_graph
 from vos_jax.families import load_model
-from vos_jax.models.portrait import HairNet
+from vos_jax.models.portrait import HairNet, build
 
 PROBABILITY = 1e-4  # absolute (the issue's bounds)
 LOGITS = 1e-4  # relative to the largest logit magnitude
@@ -31,17 +34,22 @@ def _hair() -> Path:
     return shared_path("fixtures/mediapipe/hair_segmentation.tflite")
 
 
-def _images() -> list[tuple[str, np.ndarray, np.ndarray | None]]:
-    """(name, RGB uint8 [512, 512, 3], ground-truth prior 0/1 [512, 512] or None)."""
-    resize = lambda a, mode: np.asarray(Image.fromarray(a).resize((SIZE, SIZE), mode))
+def _model(name: str) -> Path:
+    return shared_path(f"fixtures/mediapipe/{name}.tflite")
+
+
+def _images(size=(SIZE, SIZE)) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """(name, RGB uint8 [*size, 3], ground-truth prior 0/1 [*size] or None)."""
+    resize = lambda a, mode: np.asarray(Image.fromarray(a).resize(size[::-1], mode))
     if os.environ.get("PORTRAIT_PARITY_IMAGES"):
         folder = Path(os.environ["PORTRAIT_PARITY_IMAGES"])
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         assert paths, f"{folder}: no JPEG/PNG images"
         return [(p.name, resize(np.asarray(Image.open(p).convert("RGB")), Image.BILINEAR), None)
                 for p in paths]  # fmt: skip
-    images = [("astronaut", np.asarray(Image.open(shared_path(
-        "fixtures/mediapipe/astronaut.png")).convert("RGB")), None)]  # fmt: skip
+    astronaut = Image.open(shared_path("fixtures/mediapipe/astronaut.png")).convert("RGB")
+    astronaut = np.asarray(astronaut)
+    images = [("astronaut", resize(astronaut, Image.BILINEAR), None)]
     root = shared_path("data/davis-people/DAVIS")
     for sequence, frame in (("breakdance", "00030"), ("dance-twirl", "00045")):
         rgb = np.asarray(
@@ -99,10 +107,47 @@ class Reference:
         return out
 
 
-def test_the_hair_graph_imports_as_the_paper_variant():
-    kwargs, variables = load_hair(_hair())
-    assert variant_of(kwargs) == ("paper", {})
-    assert sum(np.size(v) for v in jax.tree.leaves(variables)) == 181_506
+@pytest.mark.parametrize(
+    "name, variant, parameters",
+    [("hair_segmentation", "paper", 181_506), ("selfie_segmentation", "selfie", 106_401),
+     ("selfie_segmentation_landscape", "selfie", 106_401)],
+)  # fmt: skip
+def test_the_published_graphs_import_as_their_variants(name, variant, parameters):
+    kwargs, variables = load(_model(name))
+    assert variant_of(kwargs) == (variant, {})
+    assert sum(np.size(v) for v in jax.tree.leaves(variables)) == parameters
+
+
+@pytest.mark.parametrize("name", ["selfie_segmentation", "selfie_segmentation_landscape"])
+def test_selfie_parity_with_the_reference_interpreter(name):
+    """Logits (the input of the graph's sigmoid) within 1e-4 of their largest magnitude;
+    probabilities (its output) within 1e-4 beyond the reference's own float32 rounding: at a
+    pixel where the reference lies d from our float64 evaluation, ours may lie 1e-4 + d from it
+    (measured: d up to 1.9e-4 on a landscape frame, whose logits reach 214; ours in float32 lie
+    within 1e-4 of float64 everywhere)."""
+    kwargs, variables = load(_model(name))
+    reference = Reference(_model(name))
+    size = tuple(reference.it.get_input_details()[0]["shape"][1:3])
+    sigmoid = [op for op in reference.it._get_ops_details() if op["op_name"] == "LOGISTIC"][-1]
+    runs = {}
+    for dtype in ("float32", "float64"):
+        with jax.enable_x64(dtype == "float64"):
+            model = build(**kwargs, dtype=dtype)
+            params = jax.tree.map(lambda a, d=dtype: jnp.asarray(a, d), variables)
+            runs[dtype] = jax.jit(lambda x, m=model, p=params: m.apply(p, x.astype(m.dtype)))
+    for image, rgb, _ in _images(size):
+        x = (rgb / 255.0)[None].astype(np.float32)
+        want = reference(x)[0, ..., 0].astype(np.float64)
+        want_logits = reference.it.get_tensor(sigmoid["inputs"][0])[0, ..., 0]
+        logits = np.asarray(runs["float32"](x))[0, ..., 0]
+        l_err = np.abs(logits - want_logits).max() / np.abs(want_logits).max()
+        assert l_err <= LOGITS, (image, l_err)
+        with jax.enable_x64(True):
+            exact = np.asarray(jax.nn.sigmoid(runs["float64"](x)))[0, ..., 0]
+        got = np.asarray(jax.nn.sigmoid(logits), np.float64)
+        excess = np.abs(got - want) - np.abs(exact - want)
+        assert excess.max() <= PROBABILITY, (image, excess.max())
+        assert np.abs(got - exact).max() <= PROBABILITY, (image, np.abs(got - exact).max())
 
 
 def test_parity_with_the_reference_interpreter():
@@ -151,10 +196,16 @@ def test_convert_command_writes_a_portrait_model_and_refuses_what_it_cannot_read
     assert main(["convert", "mediapipe", "--tflite", str(_hair()), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert sorted(p.name for p in out.rglob("*")) == before
-    # Another graph (the selfie model), a file that is no model, nothing given.
-    selfie = shared_path("fixtures/mediapipe/selfie_segmentation.tflite")
+    # A selfie model converts too.
+    selfie = tmp_path / "selfie"
+    assert main(["convert", "mediapipe", "--tflite", str(_model("selfie_segmentation")),
+                 "--out", str(selfie)]) == 0  # fmt: skip
+    assert load_model(selfie)[3]["variant"] == "selfie"
+    # A TFLite model that is no segmentation model, a file that is no model, nothing given.
+    adder = tmp_path / "add.tflite"
+    adder.write_bytes(add_model())
     for args, message in (
-        (["--tflite", str(selfie)], "not the hair segmentation graph at op"),
+        (["--tflite", str(adder)], "not a MediaPipe hair or selfie segmentation graph"),
         (["--tflite", __file__], "is not a TFLite model"),
         ([], "give exactly one of --tflite FILE and --wheel FILE"),
     ):
@@ -170,6 +221,11 @@ def test_a_mediapipe_wheel_holds_the_same_model(tmp_path, capsys):
     _, got = load_hair(wheel=wheel)
     _, want = load_hair(_hair())
     jax.tree.map(np.testing.assert_array_equal, got, want)
+    with zipfile.ZipFile(wheel, "a") as archive:
+        member = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
+        archive.write(_model("selfie_segmentation"), member)
+    kwargs, _ = load(wheel=wheel, model="selfie")
+    assert kwargs["arch"] == "selfie"
     empty = tmp_path / "empty.whl"
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("mediapipe/__init__.py", "")

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vos_jax.models.portrait import VARIANTS, Block, HairNet, max_pool_argmax, max_unpool
+from vos_jax.models.portrait import HAIR_VARIANTS, Block, HairNet, max_pool_argmax, max_unpool
 
 
 def _reference_pool(x):
@@ -65,7 +65,7 @@ def test_tiny_runs_with_and_without_the_prior_and_refuses_bad_sizes():
 
 
 def test_blocks_from_json_lists_are_blocks():
-    lists = [list(b) for b in VARIANTS["tiny"]["encoder"]]
+    lists = [list(b) for b in HAIR_VARIANTS["tiny"]["encoder"]]
     model = HairNet.variant("tiny", encoder=lists)
-    assert model.encoder == VARIANTS["tiny"]["encoder"]
+    assert model.encoder == HAIR_VARIANTS["tiny"]["encoder"]
     assert all(isinstance(b, Block) for b in model.encoder)

@@ -1,5 +1,7 @@
-"""Import MediaPipe's hair segmentation model (`hair_segmentation.tflite`, the published model of
-Google's mobile real-time video segmentation) into `models.portrait.HairNet` variables.
+"""Import MediaPipe's segmentation models into the portrait family: the hair model
+(`hair_segmentation.tflite`, the published model of Google's mobile real-time video
+segmentation) into `models.portrait.HairNet` variables (here), the selfie models into
+`models.selfie.SelfieNet` (convert/selfie.py); `import_graph` tells them apart.
 
 The mapping follows the graph's dataflow, not the order of its operators or tensor names: from
 the input tensor, each block is recognised by what consumes what (a max pooling with argmax on
@@ -21,10 +23,16 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from vos_jax.convert.tflite import Graph, GraphError, Op, read_graph, read_graph_from_wheel
-from vos_jax.models.portrait import Block, HairNet
+from vos_jax.convert.tflite import (
+    Graph,
+    GraphError,
+    Walker,
+    nest,
+    read_graph,
+    read_graph_from_wheel,
+)
+from vos_jax.models.portrait import VARIANTS, Block, HairNet, build
 
 HAIR_MEMBER = "hair_segmentation.tflite"
 CONVENTIONS = (
@@ -34,94 +42,7 @@ CONVENTIONS = (
 )
 
 
-class _Walker:
-    """Follows the graph from a tensor, collecting variables and the constants used."""
-
-    def __init__(self, graph: Graph):
-        self.graph = graph
-        self.params: dict = {}
-        self.used: set[int] = set()
-
-    def fail(self, at, expected: str):
-        where = (
-            at.describe(self.graph)
-            if isinstance(at, Op)
-            else f"tensor {self.graph.tensors[at].name}"
-        )
-        raise GraphError(f"{self.graph.source}: not the hair segmentation graph at {where}: "
-                         f"expected {expected}")  # fmt: skip
-
-    def consumer(self, tensor: int, kind: str, then: str | None = None) -> Op:
-        """The one op of `kind` reading `tensor` (whose output, with `then`, feeds a `then`)."""
-        found = [
-            op for op in self.graph.consumers(tensor)
-            if op.kind == kind and (then is None or any(
-                c.kind == then for c in self.graph.consumers(op.outputs[0])))
-        ]  # fmt: skip
-        if len(found) != 1:
-            what = f"one {kind}" + (f" feeding a {then}" if then else "")
-            self.fail(tensor, f"{what} reading it, found {len(found)}")
-        return found[0]
-
-    def weight(self, op: Op, slot: int) -> np.ndarray:
-        tensor = op.inputs[slot]
-        data = self.graph.constant(tensor)
-        if data is None:
-            self.fail(op, f"a constant input {slot}")
-        self.used.add(tensor)
-        return np.asarray(data, np.float32)
-
-    def conv(self, op: Op, name: str, kernel: int, stride: int = 1, padding: str = "SAME"):
-        """A CONV_2D -> `name` {kernel, bias}; checks size, stride, padding. -> dilation."""
-        o = op.options
-        w = self.weight(op, 1)
-        if (
-            op.kind != "CONV_2D"
-            or w.shape[1:3] != (kernel, kernel)
-            or o.get("stride") != (stride, stride)
-            or o.get("activation", 0) != 0
-        ):
-            self.fail(op, f"a {kernel}x{kernel} stride-{stride} CONV_2D without fused activation")
-        if kernel > 1 and o.get("padding") != padding:
-            self.fail(op, f"{padding} padding")
-        self.params[name] = {"kernel": w.transpose(1, 2, 3, 0), "bias": self.weight(op, 2)}
-        return o.get("dilation", (1, 1))[0]
-
-    def depthwise(self, op: Op, name: str) -> int:
-        o = op.options
-        w = self.weight(op, 1)
-        if (
-            o.get("stride") != (1, 1)
-            or o.get("dilation", (1, 1)) != (1, 1)
-            or o.get("depth_multiplier", 1) != 1
-            or o.get("padding") != "SAME"
-            or o.get("activation", 0)
-        ):
-            self.fail(op, "a stride-1, undilated, SAME depthwise conv")
-        self.params[name] = {"kernel": w.transpose(1, 2, 0, 3), "bias": self.weight(op, 2)}
-        return w.shape[1]
-
-    def prelu(self, tensor: int, name: str) -> int:
-        op = self.consumer(tensor, "PRELU")
-        self.params[name] = {"alpha": self.weight(op, 1).reshape(-1)}
-        return op.outputs[0]
-
-    def transpose(self, op: Op, name: str, kernel: int):
-        w = self.weight(op, 1)
-        if w.shape[1:3] != (kernel, kernel) or op.options.get("stride") != (2, 2):
-            self.fail(op, f"a {kernel}x{kernel} stride-2 transposed conv")
-        self.params[f"{name}_kernel"] = w.transpose(1, 2, 0, 3)
-        self.params[f"{name}_bias"] = self.weight(op, 2)
-        return op.outputs[0]
-
-    def width(self, tensor: int) -> int:
-        return self.graph.tensors[tensor].shape[-1]
-
-    def size(self, tensor: int) -> int:
-        return self.graph.tensors[tensor].shape[1]
-
-
-def _block(w: _Walker, x: int, name: str, pools: dict, skips: dict) -> tuple[Block, int]:
+def _block(w: Walker, x: int, name: str, pools: dict, skips: dict) -> tuple[Block, int]:
     """The block reading `x` -> (its Block, its output tensor); fills pools / skips by size."""
     pool = [op for op in w.graph.consumers(x) if op.kind == "MaxPoolingWithArgmax2D"]
     if pool:
@@ -188,7 +109,7 @@ def _block(w: _Walker, x: int, name: str, pools: dict, skips: dict) -> tuple[Blo
         if joins[0].inputs[1:] != (skips.get(w.size(y)),):
             w.fail(joins[0], f"the encoder's {w.size(y)}x{w.size(y)} output as the second input")
         concat, y = True, joins[0].outputs[0]
-    # `out` only where it is not the input's width (as models.portrait.VARIANTS; down / up: always).
+    # `out` only where it differs from the input width (as HAIR_VARIANTS; down / up: always).
     keep = kind in ("down", "up") or out != w.width(x)
     block = Block(kind, mid, out if keep else None, dilation, concat)
     return block, y
@@ -202,7 +123,7 @@ def import_hair(graph: Graph) -> tuple[dict, dict]:
     shape = graph.tensors[graph.inputs[0]].shape
     if len(shape) != 4:
         raise GraphError(f"{graph.source}: an NHWC image input expected, got shape {shape}")
-    w = _Walker(graph)
+    w = Walker(graph, "hair segmentation")
     x = graph.inputs[0]
     stem = []
     for i in range(2):
@@ -236,7 +157,7 @@ def import_hair(graph: Graph) -> tuple[dict, dict]:
     model = HairNet(**kwargs)
     sample = jax.ShapeDtypeStruct(shape, jnp.float32)
     expected = jax.eval_shape(lambda s: model.init(jax.random.key(0), s), sample)["params"]
-    params = _nest(w.params, expected, graph.source)
+    params = jax.tree.map(jnp.asarray, nest(w.params, expected, graph.source))
     return kwargs, {"params": params}
 
 
@@ -253,56 +174,78 @@ def _starts_up(graph: Graph, x: int) -> bool:
     return False
 
 
-def _nest(found: dict, expected: dict, source: str) -> dict:
-    """`found` ({module name: leaf or {param: array}}) checked against HairNet's variables."""
-    out = {}
-    for name, leaf in expected.items():
-        got = found.get(name)
-        if isinstance(leaf, dict):
-            if not isinstance(got, dict):
-                raise GraphError(f"{source}: nothing in the graph for {name}")
-            out[name] = _nest(got, leaf, f"{source}: {name}")
-            continue
-        if got is None or tuple(got.shape) != tuple(leaf.shape):
-            shape = None if got is None else got.shape
-            raise GraphError(f"{source}: {name} has shape {shape}, the model wants {leaf.shape}")
-        out[name] = jnp.asarray(got, jnp.float32)
-    extra = set(found) - set(expected)
-    if extra:
-        raise GraphError(f"{source}: graph parts the model has no place for: {sorted(extra)[:5]}")
-    return out
+MEMBERS = {  # --model: the file in a mediapipe wheel
+    "hair": HAIR_MEMBER,
+    "selfie": "selfie_segmentation.tflite",
+    "selfie_landscape": "selfie_segmentation_landscape.tflite",
+}
+
+
+def import_graph(graph: Graph) -> tuple[dict, dict]:
+    """A MediaPipe segmentation graph -> (portrait model kwargs with `arch`, variables): the hair
+    graph (it pools with argmax) or a selfie graph (hard-swish); else GraphError."""
+    from vos_jax.convert.selfie import import_selfie
+
+    kinds = {op.kind for op in graph.ops}
+    if "MaxPoolingWithArgmax2D" in kinds:
+        kwargs, variables = import_hair(graph)
+        return {"arch": "hair", **kwargs}, variables
+    if "HARD_SWISH" in kinds:
+        kwargs, variables = import_selfie(graph)
+        return {"arch": "selfie", **kwargs}, variables
+    raise GraphError(
+        f"{graph.source}: not a MediaPipe hair or selfie segmentation graph (operators: "
+        f"{', '.join(sorted(kinds))})"
+    )
 
 
 def variant_of(kwargs: dict) -> tuple[str, dict]:
-    """-> ("paper", {}) for the published graph, else ("paper", the differing kwargs)."""
-    paper = HairNet.variant("paper")
-    overrides = {k: v for k, v in kwargs.items() if getattr(paper, k) != v}
-    for key in ("encoder", "decoder"):  # JSON: blocks as lists
+    """-> (the portrait variant of that architecture, the kwargs that differ from it); ("paper",
+    {}) for the hair model, ("selfie", {}) for either selfie model."""
+    variant = {"hair": "paper", "selfie": "selfie"}[kwargs["arch"]]
+    published = build(**VARIANTS[variant])
+    overrides = {k: v for k, v in kwargs.items() if k != "arch" and getattr(published, k) != v}
+    for key in ("encoder", "decoder", "blocks"):  # JSON: blocks as lists
         if key in overrides:
             overrides[key] = [list(b) for b in overrides[key]]
-    return "paper", overrides
+    return variant, overrides
 
 
-def load_hair(tflite: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None):
-    """(kwargs, variables) of a hair model file, or of the one inside a mediapipe wheel."""
+def load(tflite=None, wheel=None, model: str = "hair") -> tuple[dict, dict]:
+    """(kwargs, variables) of a model file, or of the `model` file inside a mediapipe wheel."""
     if (tflite is None) == (wheel is None):
         raise ValueError("convert mediapipe: give exactly one of --tflite FILE and --wheel FILE")
+    if model not in MEMBERS:
+        raise ValueError(
+            f"convert mediapipe: --model expected one of {list(MEMBERS)}, got {model!r}"
+        )
+    graph = read_graph(tflite) if tflite else read_graph_from_wheel(wheel, MEMBERS[model])
+    return import_graph(graph)
+
+
+def load_hair(tflite=None, wheel=None) -> tuple[dict, dict]:
+    """(HairNet kwargs, variables) of the hair model (a file or a wheel's)."""
     graph = read_graph(tflite) if tflite else read_graph_from_wheel(wheel, HAIR_MEMBER)
+    if tflite is None and wheel is None:
+        raise ValueError("give a hair model file or a mediapipe wheel")
     return import_hair(graph)
 
 
-def convert(out: str | os.PathLike, tflite: str = "", wheel: str = "") -> Path:
-    """`vos-jax convert mediapipe`: a hair model file (or the one in a mediapipe wheel) -> a
-    vos-jax `portrait` checkpoint folder at `out` (refused if it exists)."""
+def convert(out: str | os.PathLike, tflite: str = "", wheel: str = "", model: str = "hair") -> Path:
+    """`vos-jax convert mediapipe`: a hair or selfie model file (or one in a mediapipe wheel) ->
+    a vos-jax `portrait` checkpoint folder at `out` (refused if it exists)."""
     from vos_jax.io.published import save_model
 
     if Path(out).exists():
         raise FileExistsError(f"{out}: already exists; choose a new checkpoint folder")
-    kwargs, variables = load_hair(tflite or None, wheel or None)
+    kwargs, variables = load(tflite or None, wheel or None, model)
     variant, overrides = variant_of(kwargs)
+    what = {
+        "paper": "hair segmentation model: RGB + previous mask, logits (background, hair)",
+        "selfie": "selfie segmentation model: RGB, a person logit (sigmoid: probability)",
+    }[variant]
     card = (
-        f"# portrait ({variant})\n\nImported from MediaPipe's hair segmentation model "
-        f"{tflite or wheel} (Apache-2.0) by `vos-jax convert mediapipe`: RGB + previous mask, "
-        "512x512, logits (background, hair).\n"
+        f"# portrait ({variant})\n\nImported from MediaPipe's {what}, {tflite or wheel} "
+        "(Apache-2.0), by `vos-jax convert mediapipe`.\n"
     )
     return save_model(out, "portrait", variant, variables, overrides, card=card)

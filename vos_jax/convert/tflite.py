@@ -172,3 +172,115 @@ def read_graph_from_wheel(wheel: str | os.PathLike, member: str) -> Graph:
             return parse(archive.read(names[0]), f"{wheel}:{names[0]}")
     except zipfile.BadZipFile as err:
         raise GraphError(f"{wheel} is not a wheel (zip): {err}") from None
+
+
+def nest(found: dict, expected: dict, source: str) -> dict:
+    """`found` ({module name: leaf or {param: array}}) checked against a model's expected
+    parameters (a tree of ShapeDtypeStructs): every one present with its shape, nothing extra."""
+    out = {}
+    for name, leaf in expected.items():
+        got = found.get(name)
+        if isinstance(leaf, dict):
+            if not isinstance(got, dict):
+                raise GraphError(f"{source}: nothing in the graph for {name}")
+            out[name] = nest(got, leaf, f"{source}: {name}")
+            continue
+        if got is None or tuple(got.shape) != tuple(leaf.shape):
+            shape = None if got is None else got.shape
+            raise GraphError(f"{source}: {name} has shape {shape}, the model wants {leaf.shape}")
+        out[name] = np.asarray(got, np.float32)
+    extra = set(found) - set(expected)
+    if extra:
+        raise GraphError(f"{source}: graph parts the model has no place for: {sorted(extra)[:5]}")
+    return out
+
+
+class Walker:
+    """Follows a graph by its dataflow (which op reads which tensor), collecting the weights of
+    the ops it is shown as a converter's variables ({module name: {param: array}}) and the
+    constants used; `fail` names the operator where the graph is not the `what` expected."""
+
+    def __init__(self, graph: Graph, what: str):
+        self.graph, self.what = graph, what
+        self.params: dict = {}
+        self.used: set[int] = set()
+
+    def fail(self, at, expected: str):
+        graph = self.graph
+        where = at.describe(graph) if isinstance(at, Op) else f"tensor {graph.tensors[at].name}"
+        message = f"not the {self.what} graph at {where}: expected {expected}"
+        raise GraphError(f"{graph.source}: {message}")
+
+    def consumer(self, tensor: int, kind, then=None, where=None) -> Op:
+        """The one op of `kind` (a name or a tuple of names) reading `tensor`; with `then`, one
+        whose output some op of kind `then` reads; with `where`, one for which where(op) holds."""
+        kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+        thens = (then,) if isinstance(then, str) else then
+        found = [
+            op for op in self.graph.consumers(tensor)
+            if op.kind in kinds
+            and (then is None or any(c.kind in thens for c in self.graph.consumers(op.outputs[0])))
+            and (where is None or where(op))
+        ]  # fmt: skip
+        if len(found) != 1:
+            what = f"one {'/'.join(kinds)}" + (f" feeding a {then}" if then else "")
+            self.fail(tensor, f"{what} reading it, found {len(found)}")
+        return found[0]
+
+    def weight(self, op: Op, slot: int) -> np.ndarray:
+        tensor = op.inputs[slot]
+        data = self.graph.constant(tensor)
+        if data is None:
+            self.fail(op, f"a constant input {slot}")
+        self.used.add(tensor)
+        return np.asarray(data, np.float32)
+
+    def conv(self, op: Op, name: str, kernel: int, stride: int = 1, padding: str = "SAME"):
+        """A CONV_2D -> `name` {kernel, bias}; checks size, stride, padding. -> dilation."""
+        o = op.options
+        w = self.weight(op, 1)
+        if (
+            op.kind != "CONV_2D"
+            or w.shape[1:3] != (kernel, kernel)
+            or o.get("stride") != (stride, stride)
+            or o.get("activation", 0) != 0
+        ):
+            self.fail(op, f"a {kernel}x{kernel} stride-{stride} CONV_2D without fused activation")
+        if kernel > 1 and o.get("padding") != padding:
+            self.fail(op, f"{padding} padding")
+        self.params[name] = {"kernel": w.transpose(1, 2, 3, 0), "bias": self.weight(op, 2)}
+        return o.get("dilation", (1, 1))[0]
+
+    def depthwise(self, op: Op, name: str, stride: int = 1) -> int:
+        """A DEPTHWISE_CONV_2D -> `name` {kernel, bias}; -> its kernel size."""
+        o = op.options
+        w = self.weight(op, 1)
+        if (
+            o.get("stride") != (stride, stride)
+            or o.get("dilation", (1, 1)) != (1, 1)
+            or o.get("depth_multiplier", 1) != 1
+            or o.get("padding") != "SAME"
+            or o.get("activation", 0)
+        ):
+            self.fail(op, f"a stride-{stride}, undilated, SAME depthwise conv")
+        self.params[name] = {"kernel": w.transpose(1, 2, 0, 3), "bias": self.weight(op, 2)}
+        return w.shape[1]
+
+    def prelu(self, tensor: int, name: str) -> int:
+        op = self.consumer(tensor, "PRELU")
+        self.params[name] = {"alpha": self.weight(op, 1).reshape(-1)}
+        return op.outputs[0]
+
+    def transpose(self, op: Op, name: str, kernel: int):
+        w = self.weight(op, 1)
+        if w.shape[1:3] != (kernel, kernel) or op.options.get("stride") != (2, 2):
+            self.fail(op, f"a {kernel}x{kernel} stride-2 transposed conv")
+        self.params[f"{name}_kernel"] = w.transpose(1, 2, 0, 3)
+        self.params[f"{name}_bias"] = self.weight(op, 2)
+        return op.outputs[0]
+
+    def width(self, tensor: int) -> int:
+        return self.graph.tensors[tensor].shape[-1]
+
+    def size(self, tensor: int) -> int:
+        return self.graph.tensors[tensor].shape[1]

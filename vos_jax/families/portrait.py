@@ -26,9 +26,10 @@ from vos_jax.data.pipeline import SampleConfig
 from vos_jax.families.options import build, require
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.models.portrait import VARIANTS as VARIANTS
-from vos_jax.models.portrait import HairNet
+from vos_jax.models.portrait import PortraitModel
+from vos_jax.models.portrait import build as build_model
 
-MODEL = HairNet
+MODEL = build_model  # "arch": hair (HairNet, RGB + previous mask) or selfie (SelfieNet, RGB)
 SAMPLING = "static"
 BACKGROUND_SCORE = 0.5  # a pixel takes the most probable object above this, else background
 
@@ -72,14 +73,17 @@ class InferenceOptions:
 
 @dataclasses.dataclass(frozen=True)
 class ImportOptions:
-    tflite: str = field(default="", metadata={"help": "hair_segmentation.tflite"})
+    tflite: str = field(default="", metadata={"help": "a hair or selfie segmentation .tflite"})
     wheel: str = field(default="", metadata={"help": "or a mediapipe wheel holding it"})
+    model: str = field(
+        default="hair", metadata={"help": "with --wheel: hair, selfie or selfie_landscape"}
+    )
 
 
 converter = Converter(official.convert, ImportOptions, official.CONVENTIONS, name="mediapipe")
 
 
-def init_variables(model: HairNet, key, sample: dict) -> dict:
+def init_variables(model: PortraitModel, key, sample: dict) -> dict:
     frames = jnp.asarray(sample["frames"])
     shape = (1, *frames.shape[-3:-1], model.in_channels)
     return model.init(key, jnp.zeros(shape, jnp.float32))
@@ -97,6 +101,16 @@ def model_input(frames, prior, in_channels: int):
     if in_channels == 3:
         return rgb
     return jnp.concatenate([rgb, jnp.asarray(prior, jnp.float32)[..., None]], axis=-1)
+
+
+def log_probs(logits):
+    """(log P(background), log P(foreground)) [N, H, W] of the model's logits: a softmax over
+    two channels (the hair graph) or a sigmoid of one (the selfie graph)."""
+    logits = jnp.asarray(logits, jnp.float32)
+    if logits.shape[-1] == 1:
+        return jax.nn.log_sigmoid(-logits[..., 0]), jax.nn.log_sigmoid(logits[..., 0])
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return logp[..., 0], logp[..., 1]
 
 
 def blend_with_previous(new, previous, ratio: float):
@@ -119,7 +133,7 @@ def _boundary_band(target, radius: int):
     return (grow != shrink).astype(jnp.float32)
 
 
-def loss(model: HairNet, params, batch_stats, batch: dict, key, step, **options):
+def loss(model: PortraitModel, params, batch_stats, batch: dict, key, step, **options):
     """Every valid object of every sample's first frame: softmax cross-entropy of its mask given
     its simulated prior, weighted 1 + boundary_weight within boundary_radius of its edges (the
     blog's emphasis on sharp boundaries: most of the error of a coarse mask lies there);
@@ -137,13 +151,13 @@ def loss(model: HairNet, params, batch_stats, batch: dict, key, step, **options)
     x = model_input(jnp.repeat(frames, slots, axis=0), given.reshape(n, *given.shape[2:]),
                     model.in_channels)  # fmt: skip
     logits = model.apply({"params": params}, x).astype(jnp.float32)  # [B O, H, W, 2]
-    logp = jax.nn.log_softmax(logits, axis=-1)
+    log_back, log_fore = log_probs(logits)
     target = target.reshape(n, *target.shape[2:])
-    nll = -(target * logp[..., 1] + (1 - target) * logp[..., 0])
+    nll = -(target * log_fore + (1 - target) * log_back)
     known = jnp.repeat(masks != 255, slots, axis=0) & valid.reshape(n, 1, 1)
     weight = (1.0 + o.boundary_weight * _boundary_band(target, o.boundary_radius)) * known
     total = jnp.sum(nll * weight) / jnp.maximum(jnp.sum(weight), 1.0)
-    predicted = logits[..., 1] > logits[..., 0]
+    predicted = log_fore > log_back
     inter = jnp.sum((predicted & (target > 0)) * known, axis=(1, 2))
     union = jnp.sum((predicted | (target > 0)) * known, axis=(1, 2))
     iou = jnp.sum(jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0) * valid.reshape(n))
@@ -157,7 +171,7 @@ def resize(x, shape):
     return jax.image.resize(x, (*x.shape[:-2], *shape), "bilinear")
 
 
-def mediapipe_step(model: HairNet, variables, frames, previous, blend, ratio: float):
+def mediapipe_step(model: PortraitModel, variables, frames, previous, blend, ratio: float):
     """One step of MediaPipe's hair graph for N streams: frames [N, H, W, 3] (0..255) and each
     stream's previous mask [N, h, w] (0..1, at the model's size), `blend` [N] bool: whether there
     is a previous mask to blend with (MediaPipe's first frame has none) -> the new mask
@@ -165,7 +179,7 @@ def mediapipe_step(model: HairNet, variables, frames, previous, blend, ratio: fl
     size = previous.shape[-2:]
     small = jnp.moveaxis(resize(jnp.moveaxis(jnp.asarray(frames, jnp.float32), -1, 1), size), 1, -1)
     logits = model.apply(variables, model_input(small, previous, model.in_channels))
-    fresh = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)[..., 1]
+    fresh = jnp.exp(log_probs(logits)[1])
     mixed = blend_with_previous(fresh, previous, ratio)
     mask = jnp.where(jnp.asarray(blend)[:, None, None], mixed, fresh)
     return jnp.floor(mask * 255.0) / 255.0
@@ -176,7 +190,7 @@ class PortraitState(NamedTuple):
     valid: jax.Array  # [B, O + 1]
 
 
-def propagator(model: HairNet, variables, **options) -> Propagator:
+def propagator(model: PortraitModel, variables, **options) -> Propagator:
     o = build(InferenceOptions, options)
     size = (o.input_height, o.input_width)
     slots = o.max_objects

@@ -27,7 +27,7 @@ from vos_jax.io.masks import write_mask
 from vos_jax.io.video import Mp4Writer, read_frames, video_fps
 
 EFFECTS = ("keep-colour", "blur", "replace=IMAGE", "matte")
-MODEL_NAMES = {"hair": "hair_segmentation.tflite"}
+DEFAULT_SIZES = {"HairNet": (512, 512), "SelfieNet": (256, 256)}  # as MediaPipe runs them
 
 
 @dataclass(frozen=True)
@@ -71,24 +71,27 @@ def parse_effect(text: str) -> Effect:
 
 
 def find_model(name: str) -> tuple:
-    """--model: a vos-jax portrait checkpoint folder, a .tflite file (imported here), or 'hair'
-    (the file in an installed `mediapipe` package or in $VOS_JAX_MEDIAPIPE; nothing is
-    downloaded) -> (model, variables)."""
+    """--model: 'hair', 'selfie' or 'selfie_landscape' (the file in an installed `mediapipe`
+    package or in $VOS_JAX_MEDIAPIPE; nothing is downloaded), a .tflite file (imported here) or
+    a vos-jax portrait checkpoint folder -> (model, variables, input size (H, W))."""
     from vos_jax.convert import mediapipe
 
     path = Path(name)
-    if name in MODEL_NAMES:
-        path = _installed(MODEL_NAMES[name])
+    if name in mediapipe.MEMBERS:
+        path = _installed(mediapipe.MEMBERS[name])
     if path.is_dir():
         fam, model, variables, meta = load_model(path)
         if fam is not family:
             raise ValueError(f"--model {path}: a {meta['family']} checkpoint, not a portrait one")
-        return model, variables
+        return model, variables, DEFAULT_SIZES[type(model).__name__]
     if path.suffix == ".tflite":
-        kwargs, variables = mediapipe.load_hair(path)
-        return family.MODEL(**kwargs), variables
+        graph = mediapipe.read_graph(path)
+        kwargs, variables = mediapipe.import_graph(graph)
+        size = tuple(graph.tensors[graph.inputs[0]].shape[1:3])
+        return family.MODEL(**kwargs), variables, size
     raise ValueError(
-        f"--model {name}: expected 'hair', a .tflite file or a portrait checkpoint folder"
+        f"--model {name}: expected hair, selfie, selfie_landscape, a .tflite file or a portrait "
+        "checkpoint folder"
     )
 
 
@@ -106,8 +109,8 @@ def _installed(filename: str) -> Path:
         if found:
             return found[0]
     raise FileNotFoundError(
-        f"{filename}: not in an installed mediapipe package nor in $VOS_JAX_MEDIAPIPE; pass "
-        "--model path/to/" + filename + " (or a converted checkpoint folder)"
+        f"{filename}: not in an installed mediapipe package (pip install mediapipe==0.10.21) nor "
+        f"in $VOS_JAX_MEDIAPIPE; pass --model path/to/{filename} or a converted checkpoint"
     )
 
 
@@ -119,11 +122,12 @@ def run(
     masks_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
     ratio: float = 0.9,
-    size: tuple[int, int] = (512, 512),
+    size: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> dict:
     """Segment `source` (a video file or a folder of frames) and write the edited video to
-    `out` (.mp4); -> {frames, seconds, fps}."""
+    `out` (.mp4); `size`: the model's input size (default: the model's own, 512x512 for hair,
+    256x256 for selfie, a .tflite file's input); -> {frames, seconds, fps}."""
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"--out {out}: expected an .mp4 file name")
@@ -134,7 +138,8 @@ def run(
         if not masks_dir.is_dir() or (any(masks_dir.iterdir()) and not overwrite):
             raise FileExistsError(f"--masks {masks_dir}: exists (--overwrite replaces it)")
     chosen = parse_effect(effect)
-    model, variables = find_model(model_name)
+    model, variables, model_size = find_model(model_name)
+    size = tuple(size or model_size)
     step = jax.jit(
         lambda frame, previous, blend: family.mediapipe_step(
             model, variables, frame[None], previous[None], blend[None], ratio

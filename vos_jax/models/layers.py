@@ -132,8 +132,11 @@ def depthwise_conv(
     strides: int = 1,
     dilation: int = 1,
     shifted_sum: bool | None = None,
+    tf_same: bool = False,
 ) -> Float[Array, "B h w C"]:
-    """Depthwise kxk convolution with symmetric padding, output size ceil(H / strides).
+    """Depthwise kxk convolution with symmetric padding, output size ceil(H / strides);
+    `tf_same`: TensorFlow's SAME padding instead (the extra pixel of an even total after, not
+    split: 0 before and 1 after for a 3x3 stride-2 conv), same output size.
 
     `shifted_sum` (default: on the CPU backend) computes it as k^2 strided slices of the padded
     input, each scaled by its tap and summed, which XLA fuses into one loop: XLA:CPU runs grouped
@@ -145,6 +148,14 @@ def depthwise_conv(
         shifted_sum = jax.default_backend() == "cpu"
     k = kernel.shape[0]
     padding = conv_padding(k, dilation)
+    if tf_same:
+        reach = dilation * (k - 1) + 1
+
+        def same(n):  # TensorFlow: total = (out - 1) s + reach - n, the odd pixel after
+            total = max((-(-n // strides) - 1) * strides + reach - n, 0)
+            return (total // 2, total - total // 2)
+
+        padding = (same(x.shape[1]), same(x.shape[2]))
     if not shifted_sum:
         return jax.lax.conv_general_dilated(
             x,
@@ -184,12 +195,15 @@ class DepthwiseConv(nn.Module):
     use_bias: bool = True
     dtype: Dtype = jnp.float32
     kernel_init: Callable = KAIMING_FAN_OUT
+    tf_same: bool = False  # TensorFlow's SAME padding (`depthwise_conv`)
 
     @nn.compact
     def __call__(self, x: Float[Array, "B H W C"]) -> Float[Array, "B h w C"]:
         channels, k = x.shape[-1], self.kernel_size
         kernel = self.param("kernel", self.kernel_init, (k, k, 1, channels), jnp.float32)
-        y = depthwise_conv(x.astype(self.dtype), kernel, self.strides, self.dilation)
+        y = depthwise_conv(
+            x.astype(self.dtype), kernel, self.strides, self.dilation, tf_same=self.tf_same
+        )
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
             y = y + bias.astype(self.dtype)

@@ -25,8 +25,9 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
+from vos_jax.models import selfie
 from vos_jax.models.layers import DepthwiseConv, conv_general_dilated
 
 Dtype = Any
@@ -64,7 +65,7 @@ def _hair_decoder(m8: int, m4: int, w64: int, w32: int, w128: int):
     )  # fmt: skip
 
 
-VARIANTS = {
+HAIR_VARIANTS = {
     # hair_segmentation.tflite: 181,506 parameters.
     "paper": dict(
         stem=(8, 32),
@@ -124,10 +125,10 @@ class HairNet(nn.Module):
     stride-2 convs; `encoder`, `decoder`: `Block`s; `head`: width of the first of the two final
     transposed convs; `in_channels`: 4 (RGB + previous mask) or 3 (RGB)."""
 
-    stem: tuple[int, int] = VARIANTS["paper"]["stem"]
-    encoder: tuple[Block, ...] = VARIANTS["paper"]["encoder"]
-    decoder: tuple[Block, ...] = VARIANTS["paper"]["decoder"]
-    head: int = VARIANTS["paper"]["head"]
+    stem: tuple[int, int] = HAIR_VARIANTS["paper"]["stem"]
+    encoder: tuple[Block, ...] = HAIR_VARIANTS["paper"]["encoder"]
+    decoder: tuple[Block, ...] = HAIR_VARIANTS["paper"]["decoder"]
+    head: int = HAIR_VARIANTS["paper"]["head"]
     classes: int = 2
     in_channels: int = 4
     dtype: Dtype = jnp.float32
@@ -141,7 +142,7 @@ class HairNet(nn.Module):
 
     @classmethod
     def variant(cls, name: str, **overrides: Any) -> HairNet:
-        return cls(**{**VARIANTS[name], **overrides})
+        return cls(**{**HAIR_VARIANTS[name], **overrides})
 
     def _conv(self, features, kernel, strides=1, dilation=1, padding="SAME", name=None):
         return nn.Conv(
@@ -202,7 +203,7 @@ class HairNet(nn.Module):
         return y
 
     @nn.compact
-    def __call__(self, x: Float[Array, "B H W I"]) -> Float[Array, "B H W K"]:
+    def __call__(self, x: Float[ArrayLike, "B H W I"]) -> Float[Array, "B H W K"]:
         if x.shape[-1] != self.in_channels:
             raise ValueError(f"HairNet takes {self.in_channels} channels, got {x.shape[-1]}")
         if x.shape[1] % 32 or x.shape[2] % 32:  # the stem and three downsamplings halve 5 times
@@ -218,3 +219,22 @@ class HairNet(nn.Module):
             y = self._block(y, block, f"decoder{i}", pools, skips)
         y = PReLU(self.dtype, name="head_act")(self._transpose(y, self.head, 2, "head0"))
         return self._transpose(y, self.classes, 2, "head1")
+
+
+ARCHITECTURES = {"hair": HairNet, "selfie": selfie.SelfieNet}
+PortraitModel = HairNet | selfie.SelfieNet
+
+# The portrait family's variants: the hair graph (RGB + previous mask) and the selfie graph (RGB).
+VARIANTS = {
+    "paper": {"arch": "hair", **HAIR_VARIANTS["paper"]},
+    "tiny": {"arch": "hair", **HAIR_VARIANTS["tiny"]},
+    "selfie": {"arch": "selfie", **selfie.VARIANTS["paper"]},
+    "selfie_tiny": {"arch": "selfie", **selfie.VARIANTS["tiny"]},
+}
+
+
+def build(arch: str = "hair", **kwargs: Any) -> nn.Module:
+    """The portrait family's model: `arch` "hair" (HairNet) or "selfie" (SelfieNet)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"portrait arch: expected one of {list(ARCHITECTURES)}, got {arch!r}")
+    return ARCHITECTURES[arch](**kwargs)
