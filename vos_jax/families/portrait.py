@@ -90,8 +90,10 @@ def init_variables(model: PortraitModel, key, sample: dict) -> dict:
 
 
 def training_sample(sample: SampleConfig, loss: LossOptions) -> SampleConfig:
-    """Single annotated frames with a simulated previous mask (MaskTrack)."""
-    return dataclasses.replace(sample, prior=True)
+    """The loss takes single annotated frames with a simulated previous mask (MaskTrack): static
+    samples with `data.prior` (the configs set both)."""
+    require(sample.prior, "prior", "config.data.prior=True (simulated previous masks)", False)
+    return sample
 
 
 def model_input(frames, prior, in_channels: int):
@@ -192,6 +194,7 @@ class PortraitState(NamedTuple):
 
 def propagator(model: PortraitModel, variables, **options) -> Propagator:
     o = build(InferenceOptions, options)
+    variables = jax.tree.map(jnp.asarray, variables)  # host copies (validation) to device
     size = (o.input_height, o.input_width)
     slots = o.max_objects
     ids = jnp.arange(1, slots + 1)[None, :, None, None]
