@@ -31,3 +31,19 @@ def test_rvos_benchmark_prints_one_json_line():
     assert line["size"] == [32, 48] and line["object_slots"] == 2
     assert line["ms_per_frame_median"] > 0 and line["compile_s"] > 0
     assert line["encoder_ms_median"] > 0 and line["mode"] == "one-shot"
+
+
+def test_portrait_benchmark_times_ours_and_the_reference():
+    """benchmarks/portrait.py's two timers, in-process (the selfie model, one call)."""
+    import importlib.util
+
+    from tests.shared_data import shared_path
+
+    spec = importlib.util.spec_from_file_location("portrait_bench", REPO / "benchmarks/portrait.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = shared_path("fixtures/mediapipe/selfie_segmentation.tflite")
+    line = bench.ours(path, 2, 1, "float32")
+    assert line["batch"] == 2 and line["size"] == [256, 256] and line["frames_per_s"] > 0
+    reference = bench.reference(path, 1, 1)
+    assert reference["batch"] == 1 and reference["frames_per_s"] > 0

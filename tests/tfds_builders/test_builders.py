@@ -107,7 +107,7 @@ def davis_built(tmp_path_factory):
 def test_no_tensorflow_and_names():
     with pytest.raises(ImportError):
         import tensorflow  # noqa: F401
-    assert set(tfds_builders.BUILDERS) == {"davis_vos", "youtube_vos"}
+    assert set(tfds_builders.BUILDERS) == {"davis_vos", "youtube_vos", "supervisely_person"}
     assert tfds.builder_cls("davis_vos") is tfds_builders.DavisVos
     assert tfds.builder_cls("youtube_vos") is tfds_builders.YoutubeVos
     assert tfds.builder_cls("davis") is not tfds_builders.DavisVos  # TFDS's own stays as is

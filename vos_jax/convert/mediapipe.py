@@ -21,14 +21,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-
 from vos_jax.convert.tflite import (
     Graph,
     GraphError,
     Walker,
-    nest,
     read_graph,
     read_graph_from_wheel,
 )
@@ -145,20 +141,11 @@ def import_hair(graph: Graph) -> tuple[dict, dict]:
     x = w.transpose(head1, "head1", 2)
     if x != graph.outputs[0]:
         w.fail(head1, "the graph's output")
-    read = {i for op in graph.ops for i in op.inputs}
-    unused = [t.name for i, t in enumerate(graph.tensors)
-              if t.data is not None and i in read and i not in w.used]  # fmt: skip
-    if unused:
-        raise GraphError(f"{graph.source}: constants the hair graph does not use: {unused[:5]}")
     kwargs = dict(
         stem=tuple(stem), encoder=tuple(encoder), decoder=tuple(decoder),
         head=w.width(head0.outputs[0]), classes=w.width(x), in_channels=shape[-1],
     )  # fmt: skip
-    model = HairNet(**kwargs)
-    sample = jax.ShapeDtypeStruct(shape, jnp.float32)
-    expected = jax.eval_shape(lambda s: model.init(jax.random.key(0), s), sample)["params"]
-    params = jax.tree.map(jnp.asarray, nest(w.params, expected, graph.source))
-    return kwargs, {"params": params}
+    return kwargs, w.variables(HairNet(**kwargs), shape)
 
 
 def _starts_up(graph: Graph, x: int) -> bool:

@@ -10,11 +10,9 @@ the whole map (square model) or MEAN over H and W (landscape model).
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from vos_jax.convert.tflite import Graph, GraphError, Op, Walker, nest
+from vos_jax.convert.tflite import Graph, GraphError, Op, Walker
 from vos_jax.models.selfie import Bneck, SelfieNet
 
 POOLS = ("AVERAGE_POOL_2D", "MEAN")
@@ -125,15 +123,7 @@ def import_selfie(graph: Graph) -> tuple[dict, dict]:
     sigmoid = w.consumer(logits, "LOGISTIC")
     if sigmoid.outputs[0] != graph.outputs[0]:
         w.fail(sigmoid, "the graph's output")
-    read = {i for op in graph.ops for i in op.inputs}
-    unused = [t.name for i, t in enumerate(graph.tensors)
-              if t.data is not None and i in read and i not in w.used]  # fmt: skip
-    if unused:
-        raise GraphError(f"{graph.source}: constants the selfie graph does not use: {unused[:5]}")
     kwargs = dict(stem=w.width(stem.outputs[0]), blocks=tuple(blocks),
                   aspp=w.width(branch.outputs[0]), classes=w.width(logits),
                   in_channels=shape[-1])  # fmt: skip
-    model = SelfieNet(**kwargs)
-    sample = jax.ShapeDtypeStruct(shape, jnp.float32)
-    expected = jax.eval_shape(lambda s: model.init(jax.random.key(0), s), sample)["params"]
-    return kwargs, {"params": jax.tree.map(jnp.asarray, nest(w.params, expected, graph.source))}
+    return kwargs, w.variables(SelfieNet(**kwargs), shape)

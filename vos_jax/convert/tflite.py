@@ -279,6 +279,23 @@ class Walker:
         self.params[f"{name}_bias"] = self.weight(op, 2)
         return op.outputs[0]
 
+    def variables(self, model, shape: tuple[int, ...]) -> dict:
+        """The collected weights as `model`'s variables (input `shape`): every constant the graph
+        reads must have been used, and every parameter found with its shape (GraphError)."""
+        import jax
+        import jax.numpy as jnp
+
+        graph = self.graph
+        read = {i for op in graph.ops for i in op.inputs}
+        unused = [t.name for i, t in enumerate(graph.tensors)
+                  if t.data is not None and i in read and i not in self.used]  # fmt: skip
+        if unused:
+            raise GraphError(f"{graph.source}: constants the {self.what} graph does not use: "
+                             f"{unused[:5]}")  # fmt: skip
+        sample = jax.ShapeDtypeStruct(shape, jnp.float32)
+        expected = jax.eval_shape(lambda s: model.init(jax.random.key(0), s), sample)["params"]
+        return {"params": jax.tree.map(jnp.asarray, nest(self.params, expected, graph.source))}
+
     def width(self, tensor: int) -> int:
         return self.graph.tensors[tensor].shape[-1]
 
