@@ -52,7 +52,8 @@ def test_blend_with_previous_is_mediapipes():
 @pytest.fixture(scope="module")
 def tiny():
     model, _ = build_model("portrait", "tiny")
-    variables = family.init_variables(model, jax.random.key(0), {"frames": np.zeros((1, *SIZE, 3))})
+    sample = {"frames": np.zeros((1, *SIZE, 3))}
+    variables = jax.jit(lambda key: family.init_variables(model, key, sample))(jax.random.key(0))
     return model, variables
 
 
@@ -82,7 +83,7 @@ def test_step_equals_the_model_on_each_stream(tiny):
     for slot in (1, 2):
         prior = (masks[0] == slot).astype(np.float32)
         x = family.model_input(frames[1:2], prior[None], model.in_channels)
-        p = jax.nn.softmax(model.apply(variables, x), -1)[0, ..., 1]
+        p = jax.nn.softmax(jax.jit(model.apply)(variables, x), -1)[0, ..., 1]
         want = np.floor(np.asarray(family.blend_with_previous(p, prior, 0.9)) * 255) / 255
         np.testing.assert_allclose(state2.previous[0, slot - 1], want, atol=1e-5)
         np.testing.assert_allclose(prediction.probs[0, ..., slot], want, atol=1e-5)

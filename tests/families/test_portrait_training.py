@@ -1,11 +1,12 @@
 """The portrait family trains MaskTrack-style on the synthetic videos (single frames with
-simulated previous masks; Lucid Data Dreaming as an option), checkpoints, resumes bit for bit,
-validates with the MediaPipe recurrence, and fine-tunes from imported MediaPipe weights."""
+simulated previous masks, Lucid Data Dreaming), checkpoints, resumes bit for bit, validates with
+the MediaPipe recurrence, and starts from imported MediaPipe weights."""
 
 import json
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from tests.shared_data import shared_path
@@ -25,7 +26,8 @@ def _losses(workdir):
 
 
 def test_trains_from_simulated_priors_checkpoints_and_resumes(tmp_path):
-    config = _config(tmp_path)
+    """With Lucid Data Dreaming samples too (`lucid`)."""
+    config = _config(tmp_path, "runlocal,lucid")
     workdir = tmp_path / "run"
     summary = train(config, workdir)
     assert summary["step"] == 6 and 0.0 <= summary["val_J&F-Mean"] <= 1.0
@@ -40,23 +42,22 @@ def test_trains_from_simulated_priors_checkpoints_and_resumes(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_fine_tunes_from_the_imported_hair_weights(tmp_path):
-    """init_checkpoint = a `vos-jax convert mediapipe` folder: training starts from MediaPipe's
-    weights (the paper variant) with Lucid Data Dreaming samples."""
+def test_fine_tuning_starts_from_the_imported_hair_weights(tmp_path):
+    """init_checkpoint = a `vos-jax convert mediapipe` folder: what train.py loads into a fresh
+    paper model (training/init_checkpoint.py, tested end to end in tests/training) is MediaPipe's
+    weights, every parameter."""
     from vos_jax.cli import main
+    from vos_jax.training import init_checkpoint
 
     hair = tmp_path / "hair"
     tflite = shared_path("fixtures/mediapipe/hair_segmentation.tflite")
     assert main(["convert", "mediapipe", "--tflite", str(tflite), "--out", str(hair)]) == 0
-    config = _config(tmp_path, "runlocal,lucid")
-    config.model.variant = "paper"
-    config.model.init_checkpoint = str(hair)
-    config.update(total_steps=2, checkpoint_every_steps=2, eval_every_steps=0)
-    config.synthetic.update(height=32, width=64)
-    config.data.crop_size = (32, 64)
-    summary = train(config, tmp_path / "tune")
+    model, _ = families.build_model("portrait", "paper")
+    fresh = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 64, 96, 4))))
+    params, stats = init_checkpoint.load(hair, fresh["params"], {})
     imported = families.load_model(hair)[2]["params"]
-    tuned = families.load_model(summary["model"])[2]["params"]
-    moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
-                         imported, tuned)  # fmt: skip
-    assert 0 < max(jax.tree.leaves(moved)) < 1.0  # started from the imported weights, and moved
+    flat = dict(jax.tree_util.tree_leaves_with_path(imported))
+    assert len(params) == len(flat) == 346 and not stats  # the graph: 346 constants
+    for path, value in flat.items():
+        name = "/".join(k.key for k in path)
+        np.testing.assert_array_equal(params[name], np.asarray(value))

@@ -306,7 +306,8 @@ def test_youtube_all_frames(youtube_built):
 
 
 def test_build_dataset_rejects_unknown_names(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'davis'.*davis_vos, youtube_vos"):
+    known = "davis_vos, supervisely_person, youtube_vos"
+    with pytest.raises(ValueError, match=f"unknown dataset .davis.*{known}"):
         build_dataset("davis", "2017_480p", tmp_path, tmp_path)
     with pytest.raises(ValueError, match="unknown config '2017' of davis_vos.*2017_480p"):
         build_dataset("davis_vos", "2017", tmp_path, tmp_path)
