@@ -18,14 +18,16 @@ BASE = [f"--config.total_steps={STEPS}", "--config.eval_every_steps=0"]
 
 
 def make_env(tmp_path_factory) -> dict:
-    """Environment of the runs: CPU, 8 simulated devices, a shared data and compilation cache."""
+    """Environment of the runs: CPU, 8 simulated devices, a shared data cache, and a compilation
+    cache shared by every run of this test process (xdist worker), whose runs are sequential: a
+    program another test's run compiled (the same config, device count and flags) loads from it."""
     cache = tmp_path_factory.mktemp("cache")
     return {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": f"--xla_force_host_platform_device_count=8 {SUBPROCESS_FAST_COMPILE}",
         "VOS_JAX_CACHE": str(cache / "data"),
-        "JAX_COMPILATION_CACHE_DIR": str(cache / "xla"),
+        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "subprocess-xla-cache"),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
     }
