@@ -31,8 +31,10 @@ def test_absent_frames_break_the_pairs():
 
 
 @functools.cache
+@functools.cache
 def demo_videos(preset: str) -> tuple[np.ndarray, ...]:
-    """Masks of 40 videos as the demo makes them (24 frames, 144x240, 3 objects)."""
+    """Masks of 40 videos as the demo makes them (24 frames, 144x240, 3 objects); made once per
+    preset for the tests of this module."""
     return tuple(render_video([0, i], 24, (144, 240), 3, False, preset).masks for i in range(40))
 
 
