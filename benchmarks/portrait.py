@@ -77,7 +77,7 @@ def reference(path: Path, calls: int, threads: int) -> dict:
 
     seconds = _median_s(call, calls)
     return {"implementation": "ai-edge-litert (XNNPACK)", "threads": threads, "batch": 1,
-            "size": list(detail["shape"][1:3]), "ms_per_call": round(1e3 * seconds, 2),
+            "size": [int(v) for v in detail["shape"][1:3]], "ms_per_call": round(1e3 * seconds, 2),
             "frames_per_s": round(1 / seconds, 1)}  # fmt: skip
 
 

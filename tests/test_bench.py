@@ -47,3 +47,4 @@ def test_portrait_benchmark_times_ours_and_the_reference():
     assert line["batch"] == 2 and line["size"] == [256, 256] and line["frames_per_s"] > 0
     reference = bench.reference(path, 1, 1)
     assert reference["batch"] == 1 and reference["frames_per_s"] > 0
+    json.dumps(reference)  # one JSON line: plain types only
