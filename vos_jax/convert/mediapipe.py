@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vos_jax.convert.selfie import import_selfie
 from vos_jax.convert.tflite import (
     Graph,
     GraphError,
@@ -41,19 +42,18 @@ CONVENTIONS = (
 def _block(w: Walker, x: int, name: str, pools: dict, skips: dict) -> tuple[Block, int]:
     """The block reading `x` -> (its Block, its output tensor); fills pools / skips by size."""
     pool = [op for op in w.graph.consumers(x) if op.kind == "MaxPoolingWithArgmax2D"]
+    reduce = w.consumer(x, "CONV_2D", then="PRELU")
     if pool:
         kind = "down"
-        reduce = w.consumer(x, "CONV_2D", then="PRELU")
         w.conv(reduce, f"{name}_reduce", 2, 2, "VALID")
         shortcut, pools[w.size(pool[0].outputs[0])] = pool[0].outputs
     else:
-        reduce = w.consumer(x, "CONV_2D", then="PRELU")
         w.conv(reduce, f"{name}_reduce", 1)
         shortcut = x
     y = w.prelu(reduce.outputs[0], f"{name}_reduce_act")
     mid = w.width(y)
     dilation = 1
-    nxt = [op for op in w.graph.consumers(y)]
+    nxt = w.graph.consumers(y)
     if len(nxt) != 1:
         w.fail(y, "one operator reading the squeezed feature")
     nxt = nxt[0]
@@ -171,8 +171,6 @@ MEMBERS = {  # --model: the file in a mediapipe wheel
 def import_graph(graph: Graph) -> tuple[dict, dict]:
     """A MediaPipe segmentation graph -> (portrait model kwargs with `arch`, variables): the hair
     graph (it pools with argmax) or a selfie graph (hard-swish); else GraphError."""
-    from vos_jax.convert.selfie import import_selfie
-
     kinds = {op.kind for op in graph.ops}
     if "MaxPoolingWithArgmax2D" in kinds:
         kwargs, variables = import_hair(graph)
@@ -198,24 +196,26 @@ def variant_of(kwargs: dict) -> tuple[str, dict]:
     return variant, overrides
 
 
-def load(tflite=None, wheel=None, model: str = "hair") -> tuple[dict, dict]:
-    """(kwargs, variables) of a model file, or of the `model` file inside a mediapipe wheel."""
+def _read(tflite, wheel, model: str) -> Graph:
+    """The graph of a model file, or of the `model` file inside a mediapipe wheel."""
     if (tflite is None) == (wheel is None):
         raise ValueError("convert mediapipe: give exactly one of --tflite FILE and --wheel FILE")
     if model not in MEMBERS:
         raise ValueError(
             f"convert mediapipe: --model expected one of {list(MEMBERS)}, got {model!r}"
         )
-    graph = read_graph(tflite) if tflite else read_graph_from_wheel(wheel, MEMBERS[model])
-    return import_graph(graph)
+    return read_graph(tflite) if tflite else read_graph_from_wheel(wheel, MEMBERS[model])
+
+
+def load(tflite=None, wheel=None, model: str = "hair") -> tuple[dict, dict]:
+    """(kwargs with `arch`, variables) of a hair or selfie model file or wheel member."""
+    return import_graph(_read(tflite, wheel, model))
 
 
 def load_hair(tflite=None, wheel=None) -> tuple[dict, dict]:
-    """(HairNet kwargs, variables) of the hair model (a file or a wheel's)."""
-    graph = read_graph(tflite) if tflite else read_graph_from_wheel(wheel, HAIR_MEMBER)
-    if tflite is None and wheel is None:
-        raise ValueError("give a hair model file or a mediapipe wheel")
-    return import_hair(graph)
+    """(HairNet kwargs, variables) of the hair model (a file or a wheel's); another graph is
+    refused."""
+    return import_hair(_read(tflite, wheel, "hair"))
 
 
 def convert(out: str | os.PathLike, tflite: str = "", wheel: str = "", model: str = "hair") -> Path:

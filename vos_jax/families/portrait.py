@@ -174,16 +174,22 @@ def resize(x, shape):
 
 
 def mediapipe_step(model: PortraitModel, variables, frames, previous, blend, ratio: float):
-    """One step of MediaPipe's hair graph for N streams: frames [N, H, W, 3] (0..255) and each
-    stream's previous mask [N, h, w] (0..1, at the model's size), `blend` [N] bool: whether there
-    is a previous mask to blend with (MediaPipe's first frame has none) -> the new mask
-    [N, h, w] in 0..1, 8-bit as MediaPipe keeps it, which is also the next prior."""
-    size = previous.shape[-2:]
+    """One step of MediaPipe's hair graph for every object slot of B frames: frames
+    [B, H, W, 3] (0..255), each slot's previous mask [B, O, h, w] (0..1, at the model's size),
+    `blend` [B, O] bool: whether there is a previous mask to blend with (MediaPipe's first frame
+    has none) -> the new masks [B, O, h, w] in 0..1, 8-bit as MediaPipe keeps them, which are
+    also the next priors. Each frame is resized once; a model without the prior input runs once
+    per frame, not per slot."""
+    slots, size = previous.shape[1], previous.shape[2:]
     small = jnp.moveaxis(resize(jnp.moveaxis(jnp.asarray(frames, jnp.float32), -1, 1), size), 1, -1)
-    logits = model.apply(variables, model_input(small, previous, model.in_channels))
-    fresh = jnp.exp(log_probs(logits)[1])
+    if model.in_channels == 3:  # the prior does not enter: the same mask for every slot
+        fresh = jnp.exp(log_probs(model.apply(variables, model_input(small, None, 3)))[1])
+        fresh = jnp.broadcast_to(fresh[:, None], previous.shape)
+    else:
+        x = model_input(jnp.repeat(small, slots, axis=0), previous.reshape(-1, *size), 4)
+        fresh = jnp.exp(log_probs(model.apply(variables, x))[1]).reshape(previous.shape)
     mixed = blend_with_previous(fresh, previous, ratio)
-    mask = jnp.where(jnp.asarray(blend)[:, None, None], mixed, fresh)
+    mask = jnp.where(jnp.asarray(blend)[..., None, None], mixed, fresh)
     return jnp.floor(mask * 255.0) / 255.0
 
 
@@ -208,12 +214,9 @@ def propagator(model: PortraitModel, variables, **options) -> Propagator:
 
     def step(state: PortraitState, frames, masks, new):
         batch, height, width = frames.shape[:3]
-        previous = state.previous.reshape(batch * slots, *size)
-        streams = jnp.repeat(frames, slots, axis=0)
-        blend = jnp.ones((batch * slots,), bool)
+        blend = jnp.ones((batch, slots), bool)
         ratio = o.combine_with_previous_ratio
-        mask = mediapipe_step(model, variables, streams, previous, blend, ratio)
-        mask = mask.reshape(batch, slots, *size)
+        mask = mediapipe_step(model, variables, frames, state.previous, blend, ratio)
         arrived = new[:, 1:, None, None]
         valid = state.valid | new
         mask = jnp.where(arrived, given(masks, new), mask) * valid[:, 1:, None, None]

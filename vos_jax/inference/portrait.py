@@ -20,11 +20,12 @@ import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from vos_jax.families import load_model
 from vos_jax.families import portrait as family
 from vos_jax.io.masks import write_mask
-from vos_jax.io.video import Mp4Writer, read_frames, video_fps
+from vos_jax.io.video import Mp4Writer, frame_names, read_frames, video_fps
 
 EFFECTS = ("keep-colour", "blur", "replace=IMAGE", "matte")
 DEFAULT_SIZES = {"HairNet": (512, 512), "SelfieNet": (256, 256)}  # as MediaPipe runs them
@@ -40,8 +41,7 @@ class Effect:
         if self.kind == "matte":
             return np.repeat(np.round(mask * 255).astype(np.uint8)[..., None], 3, -1)
         if self.kind == "keep-colour":
-            grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-            back = grey
+            back = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
         elif self.kind == "blur":
             sigma = max(frame.shape[:2]) / 60.0
             back = cv2.GaussianBlur(frame, (0, 0), sigma)
@@ -117,7 +117,7 @@ def _installed(filename: str) -> Path:
 def run(
     source: str | os.PathLike,
     out: str | os.PathLike,
-    model_name: str = "hair",
+    model_name: str = "selfie",
     effect: str = "keep-colour",
     masks_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
@@ -142,8 +142,8 @@ def run(
     size = tuple(size or model_size)
     step = jax.jit(
         lambda frame, previous, blend: family.mediapipe_step(
-            model, variables, frame[None], previous[None], blend[None], ratio
-        )[0]
+            model, variables, frame[None], previous[None, None], blend[None, None], ratio
+        )[0, 0]
     )
     previous = jnp.zeros(size, jnp.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +187,4 @@ def run(
 
 
 def _progress(source):
-    from tqdm import tqdm
-
-    from vos_jax.io.video import frame_names
-
     return tqdm(total=len(frame_names(source)), unit="frame", desc="portrait")

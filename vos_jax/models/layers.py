@@ -210,6 +210,20 @@ class DepthwiseConv(nn.Module):
         return y
 
 
+def transposed_conv_bias(module: nn.Module, x, features: int, kernel: int, name: str, dtype):
+    """TFLite's `Convolution2DTransposeBias` (stride 2, TensorFlow SAME) inside `module`'s
+    compact method, its parameters `{name}_kernel` [k, k, features, in] (the forward
+    convolution's HWIO whose transpose this is) and `{name}_bias` (MediaPipe's models)."""
+    k = module.param(f"{name}_kernel", nn.initializers.lecun_normal(in_axis=3, out_axis=2),
+                     (kernel, kernel, features, x.shape[-1]), jnp.float32)  # fmt: skip
+    bias = module.param(f"{name}_bias", nn.initializers.zeros, (features,), jnp.float32)
+    y = jax.lax.conv_transpose(
+        x, k.astype(dtype), (2, 2), "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True,
+    )  # fmt: skip
+    return y + bias.astype(dtype)
+
+
 class ConvBNReLU(nn.Module):
     """Conv (symmetric padding, optional dilation/groups) + optional BatchNorm + activation."""
 

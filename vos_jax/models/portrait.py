@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from vos_jax.models import selfie
-from vos_jax.models.layers import DepthwiseConv, conv_general_dilated
+from vos_jax.models.layers import DepthwiseConv, conv_general_dilated, transposed_conv_bias
 
 Dtype = Any
 
@@ -151,18 +151,6 @@ class HairNet(nn.Module):
             conv_general_dilated=conv_general_dilated,
         )  # fmt: skip
 
-    def _transpose(self, x, features, kernel, name):
-        """TFLite's `Convolution2DTransposeBias` (stride 2, SAME): kernel [k, k, out, in], the
-        forward convolution's HWIO whose transpose this is."""
-        k = self.param(f"{name}_kernel", nn.initializers.lecun_normal(in_axis=3, out_axis=2),
-                       (kernel, kernel, features, x.shape[-1]), jnp.float32)  # fmt: skip
-        bias = self.param(f"{name}_bias", nn.initializers.zeros, (features,), jnp.float32)
-        y = jax.lax.conv_transpose(
-            x, k.astype(self.dtype), (2, 2), "SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True,
-        )  # fmt: skip
-        return y + bias.astype(self.dtype)
-
     def _block(self, x, block: Block, name: str, pools: dict, skips: dict):
         act = lambda y, part: PReLU(self.dtype, name=f"{name}_{part}_act")(y)
         width = x.shape[-1]
@@ -175,7 +163,8 @@ class HairNet(nn.Module):
             self.sow("intermediates", f"{name}_argmax", pools[y.shape[1]])  # for parity tests
         elif block.kind == "up":
             y = act(self._conv(mid, 1, name=f"{name}_reduce")(x), "reduce")
-            y = act(self._transpose(y, mid, 3, f"{name}_upsample"), "upsample")
+            y = transposed_conv_bias(self, y, mid, 3, f"{name}_upsample", self.dtype)
+            y = act(y, "upsample")
         else:
             y = act(self._conv(mid, 1, name=f"{name}_reduce")(x), "reduce")
         if block.kind in ("down", "regular"):
@@ -217,8 +206,9 @@ class HairNet(nn.Module):
             y = self._block(y, block, f"encoder{i}", pools, skips)
         for i, block in enumerate(self.decoder):
             y = self._block(y, block, f"decoder{i}", pools, skips)
-        y = PReLU(self.dtype, name="head_act")(self._transpose(y, self.head, 2, "head0"))
-        return self._transpose(y, self.classes, 2, "head1")
+        y = transposed_conv_bias(self, y, self.head, 2, "head0", self.dtype)
+        y = PReLU(self.dtype, name="head_act")(y)
+        return transposed_conv_bias(self, y, self.classes, 2, "head1", self.dtype)
 
 
 ARCHITECTURES = {"hair": HairNet, "selfie": selfie.SelfieNet}

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from vos_jax.models.layers import DepthwiseConv, conv_general_dilated
+from vos_jax.models.layers import DepthwiseConv, conv_general_dilated, transposed_conv_bias
 
 Dtype = Any
 
@@ -127,11 +127,4 @@ class SelfieNet(nn.Module):
             y = skip * self._gate(skip + y, skip.shape[-1], f"{name}_se") + y
             y = nn.relu(self._conv(skip.shape[-1], name=f"{name}_conv")(y))
             y = y + nn.relu(DepthwiseConv(3, dtype=self.dtype, name=f"{name}_depthwise")(y))
-        k = self.param("head_kernel", nn.initializers.lecun_normal(in_axis=3, out_axis=2),
-                       (2, 2, self.classes, y.shape[-1]), jnp.float32)  # fmt: skip
-        bias = self.param("head_bias", nn.initializers.zeros, (self.classes,), jnp.float32)
-        y = jax.lax.conv_transpose(
-            y, k.astype(self.dtype), (2, 2), "SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True,
-        )  # fmt: skip
-        return y + bias.astype(self.dtype)
+        return transposed_conv_bias(self, y, self.classes, 2, "head", self.dtype)
