@@ -4,7 +4,7 @@ Three kinds of folders are accepted:
 - a converted backbone (`vos-jax convert resnet`, model.json family "backbone"): its variables go
   to the model's backbone, the subtree whose parameter names are the backbone's (e.g. `encoder`
   or `encoder/base`), found by structure so that no family has to declare it;
-- a published vos-jax model (`families.save_model`, `vos-jax convert rvos`, a run's
+- a published vos-jax model (`families.save_model`, `vos-jax convert NAME`, a run's
   `models/step_<N>`): its params and BatchNorm statistics, all or those under `init_prefixes`;
 - a train.py workdir: its last exported model (`models/step_<N>` with the largest N), which is how
   a second training stage starts from the first.
