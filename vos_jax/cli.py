@@ -54,7 +54,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Inference-engine options: --config, and one flag per field of every family's inference
-    options; each defaults to --config's `inference` entry, else the family's default."""
+    options; each defaults to --config's `inference` entry, else the checkpoint's own (the
+    options it was trained with), else the family's default."""
     from vos_jax.families import FAMILIES
     from vos_jax.families.options import flag_spec
 
@@ -67,14 +68,16 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{key}", type=parse, help="; ".join(texts))
 
 
-def engine_options(args: argparse.Namespace, family_name: str) -> dict:
-    """Engine options for a `family_name` model: flags, else --config's `inference`, else the
-    family's defaults. A flag the family has no use for is an error."""
+def engine_options(args: argparse.Namespace, family_name: str, trained: dict | None = None) -> dict:
+    """Engine options for a `family_name` model: flags, else --config's `inference`, else those
+    the checkpoint was trained with (`trained`, its model.json), else the family's defaults. A
+    flag the family has no use for is an error."""
     from vos_jax.families import FAMILIES, get
     from vos_jax.families.options import OptionError, build, defaults
 
     cls = get(family_name).InferenceOptions
     options = defaults(cls)
+    options.update({k: v for k, v in (trained or {}).items() if k in options})
     for key in {k for f in FAMILIES.values() for k in defaults(f.InferenceOptions)}:
         if key not in options and getattr(args, key, None) is not None:
             raise ValueError(f"--{key}: not an option of {family_name} models")
@@ -106,7 +109,8 @@ def load_propagator(args: argparse.Namespace):
     family, model, variables, meta = load_model(args.checkpoint)
     if getattr(args, "model", None) and args.model != meta["family"]:
         raise ValueError(f"--model {args.model}: the checkpoint holds a {meta['family']} model")
-    return family.propagator(model, variables, **engine_options(args, meta["family"]))
+    options = engine_options(args, meta["family"], meta.get("inference"))
+    return family.propagator(model, variables, **options)
 
 
 def run_segment(args: argparse.Namespace) -> None:

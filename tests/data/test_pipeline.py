@@ -193,3 +193,17 @@ def test_tfds_source_reads_a_built_dataset(tmp_path, synthetic_root):
         )
     batch = next(pipeline.make_iterator(pipeline.make_dataset(source, SMALL, 2, seed=0)))
     assert batch["frames"].shape == (2, 3, 40, 40, 3)
+
+
+def test_named_sequences_and_merged_objects(synthetic_root):
+    """`sequences` picks videos by name (an unknown one is named in the error); `merge_objects`
+    makes every object of a sample object 1 (a portrait's person of several people)."""
+    names = [r.name for r in DavisFolderSource(synthetic_root, "train")]
+    source = DavisFolderSource(synthetic_root, "train", sequences=(names[3], names[1]))
+    assert [r.name for r in source] == [names[1], names[3]]
+    with pytest.raises(ValueError, match=r"data.sequences: \['nobody'\] not in"):
+        DavisFolderSource(synthetic_root, "train", sequences=("nobody",))
+    merged = pipeline.SampleConfig(crop_size=(40, 40), max_objects=4, merge_objects=True)
+    batch = next(pipeline.make_iterator(pipeline.make_dataset(source, merged, 4, seed=0)))
+    assert set(np.unique(batch["masks"])) <= {0, 1, 255} and batch["masks"].max() == 1
+    assert not batch["object_valid"][:, 2:].any()

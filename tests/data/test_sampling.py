@@ -110,3 +110,21 @@ def test_remap_objects_on_frames_wider_than_128_pixels():
     assert out.shape == masks.shape and set(np.unique(out)) == {0, 1, 255}
     np.testing.assert_array_equal(out[:, :, 300:], 1)
     np.testing.assert_array_equal(valid, [True, True, False, False])
+
+
+def test_select_objects_keeps_some_and_merges():
+    """Against a per-pixel rule: kept ids stay (or become 1 with merge), others background,
+    void stays void."""
+    rng = np.random.default_rng(0)
+    masks = rng.choice(np.array([0, 1, 2, 5, 7, 255], np.uint8), (3, 17, 23))
+    assert sampling.select_objects(masks, None, False) is masks
+    for keep, merge in [((2, 7), False), ((2, 7), True), (None, True), ((), False)]:
+        out = sampling.select_objects(masks, keep, merge)
+        for value in np.unique(masks):
+            if value == 255:
+                want = 255
+            elif value == 0 or (keep is not None and value not in keep):
+                want = 0
+            else:
+                want = 1 if merge else value
+            assert np.all(out[masks == value] == want), (keep, merge, value)

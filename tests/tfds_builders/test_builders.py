@@ -298,6 +298,40 @@ def test_youtube_synthetic_roundtrip(youtube_built):
     assert list(ex["object_ids"]) == [1, 3, 7] and not all(ex["has_mask"])
 
 
+def test_youtube_categories_select_videos_and_objects(youtube_built):
+    """`categories` keeps the videos with objects of a category, and only those objects, as
+    meta.json lists them; DAVIS has no categories and says so."""
+    from vos_jax.data.pipeline import MakeSample, SampleConfig
+    from vos_jax.data.sources import TfdsVideoSource, decode_mask
+
+    root, data = youtube_built
+    meta = json.loads((root / "train/meta.json").read_text())["videos"]
+    for cat in sorted({o["category"] for v in meta.values() for o in v["objects"].values()}):
+        source = TfdsVideoSource("youtube_vos/2019", "train", data, categories=(cat,))
+        want = {
+            name: tuple(sorted(int(k) for k, o in v["objects"].items() if o["category"] == cat))
+            for name, v in meta.items()
+        }
+        assert {r.name: r.keep_ids for r in source} == {n: k for n, k in want.items() if k}
+        for record in source:  # each mask with only the kept objects, as they were
+            for t in np.flatnonzero(record.annotated):
+                ids = decode_mask(record.masks[t])
+                kept = MakeSample(SampleConfig())._mask(record, t)
+                chosen = np.isin(ids, record.keep_ids) | (ids == 255)
+                np.testing.assert_array_equal(kept, np.where(chosen, ids, 0))
+    with pytest.raises(ValueError, match="no video of youtube_vos/2019 has objects"):
+        TfdsVideoSource("youtube_vos/2019", "train", data, categories=("zebra",))
+    named = TfdsVideoSource("youtube_vos/2019", "train", data, sequences=("synth001",))
+    assert [r.name for r in named] == ["synth001"] and named[0].keep_ids is None
+
+
+def test_davis_has_no_categories(davis_built):
+    from vos_jax.data.sources import TfdsVideoSource
+
+    with pytest.raises(ValueError, match="davis_vos/2017_480p has no object categories"):
+        TfdsVideoSource("davis_vos/2017_480p", "val", davis_built[1], categories=("person",))
+
+
 def test_youtube_all_frames(youtube_built):
     root, data = youtube_built
     frame_root = root / "valid_all_frames/JPEGImages"

@@ -45,6 +45,10 @@ def test_validate_accepts_the_configs_and_names_bad_keys():
     config.data.source = "davis"
     with pytest.raises(ConfigError, match=r"config.data.root: expected a data folder"):
         validate(config)
+    config = base_config("portrait")
+    config.data.update(source="davis", root="/data/DAVIS", categories="person")
+    with pytest.raises(ConfigError, match=r"config.data.categories: expected '' unless tfds"):
+        validate(config)
     config = base_config("rvos")
     config.loss.anneal_steps = 5  # a FEELVOS option
     with pytest.raises(ConfigError, match=r"config.loss.anneal_steps: unknown key"):

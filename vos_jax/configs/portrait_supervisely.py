@@ -10,6 +10,8 @@ Train from scratch, or fine-tune MediaPipe's hair weights (`vos-jax convert medi
 `--config.model.init_checkpoint=/models/hair`):
     python train.py --config vos_jax/configs/portrait_supervisely.py --workdir WORKDIR \
         --config.data.tfds_data_dir=/data/tfds
+The people of YouTube-VOS instead (or of a DAVIS release, chosen by name: see portrait_davis.py):
+    --config.data.tfds_name=youtube_vos/2019 --config.data.categories=person
 `lucid` adds Lucid Data Dreaming variations; `runlocal` a tiny CPU smoke run. To validate during
 training (the MediaPipe recurrence from each first mask), give a DAVIS-layout folder of people,
 e.g. `--config.eval.root=../shared/data/davis-people/DAVIS --config.eval_every_steps=5000`.
@@ -26,7 +28,7 @@ def get_config(arg=None):
     config.data.update(
         source="tfds", tfds_name="supervisely_person/default", split="train", batch_size=64,
         num_frames=1, crop_size=(512, 512), scale_range=(0.8, 1.25), max_objects=1,
-        prior=True, lucid="lucid" in args,
+        merge_objects=True, prior=True, lucid="lucid" in args,
     )  # fmt: skip
     config.total_steps = 60_000
     config.log_every_steps = 100

@@ -60,6 +60,8 @@ class SampleConfig:
     # clip: RVOS's augmentation (resize to crop_size, one random affine map and flip per clip,
     # data/affine.py) instead of the random scale and crop
     affine: bool = False
+    # all objects of a frame as one (object 1): a portrait's person mask of several people
+    merge_objects: bool = False
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:
@@ -97,11 +99,15 @@ class MakeSample(grain.transforms.RandomMap):
         self.config = config
         self._warned: set[str] = set()  # videos the small-object filter gave up on
 
+    def _mask(self, record: VideoRecord, t) -> np.ndarray:
+        mask = decode_mask(record.masks[t])
+        return sampling.select_objects(mask, record.keep_ids, self.config.merge_objects)
+
     def _frames(self, record: VideoRecord, rng: np.random.Generator, decoded: dict):
         c = self.config
         if c.sampling == "static":
             t = rng.choice(np.flatnonzero(record.annotated))
-            frame, mask = decode_frame(record.frames[t]), decode_mask(record.masks[t])
+            frame, mask = decode_frame(record.frames[t]), self._mask(record, t)
             if c.lucid:
                 frame, mask, _ = augment.lucid_dream(frame, mask, rng)
             return augment.static_pseudo_video(frame, mask, c.num_frames, rng)
@@ -112,7 +118,7 @@ class MakeSample(grain.transforms.RandomMap):
         # Decode only the frames the sample uses, each once over the filter's redraws.
         for t in picks:
             if t not in decoded:
-                decoded[t] = decode_frame(record.frames[t]), decode_mask(record.masks[t])
+                decoded[t] = decode_frame(record.frames[t]), self._mask(record, t)
         frames = np.stack([decoded[t][0] for t in picks])
         masks = np.stack([decoded[t][1] for t in picks])
         if frames.shape[1:3] != masks.shape[1:]:

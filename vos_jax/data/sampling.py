@@ -8,8 +8,10 @@
   augmentation (see `augment.static_pseudo_video`).
 Only annotated frames are sampled. Objects are the ids of the sample's first frame, renumbered
 1..O with background 0 and padded to a static `max_objects` with a validity mask.
-`enough_reference_pixels` filters out samples whose reference frame shows an object too small to
-match against (Voigtlaender et al.'s official sampler).
+`select_objects` keeps only some objects (a category's, e.g. YouTube-VOS's people) and can merge
+them into one (a portrait's person mask). `enough_reference_pixels` filters out samples whose
+reference frame shows an object too small to match against (Voigtlaender et al.'s official
+sampler).
 """
 
 from __future__ import annotations
@@ -84,6 +86,20 @@ def remap_objects(
     # As a 2-D image: OpenCV would read a 3-D array's last axis (W) as up to 128 channels.
     flat = masks.reshape(-1, masks.shape[-1])
     return cv2.LUT(flat, table).reshape(masks.shape), valid
+
+
+def select_objects(masks: np.ndarray, keep_ids: tuple[int, ...] | None, merge: bool) -> np.ndarray:
+    """masks [..., H, W] ids -> the same with only `keep_ids` (None: every object; others become
+    background) and, with `merge`, all of them as object 1 (void stays void)."""
+    if keep_ids is None and not merge:
+        return masks
+    table = np.arange(256, dtype=np.uint8)
+    if keep_ids is not None:
+        table[:VOID_ID] = 0
+        table[list(keep_ids)] = list(keep_ids)
+    if merge:
+        table[1:VOID_ID] = np.minimum(table[1:VOID_ID], 1)
+    return table[masks]
 
 
 def enough_reference_pixels(mask: np.ndarray, min_pixels: int) -> bool:

@@ -85,11 +85,12 @@ def save_model(
     kwargs: dict | None = None,
     metrics: dict | None = None,
     card: str = "",
+    inference: dict | None = None,
 ):
     """Write a published checkpoint folder (io.published) after checking that `family`'s
     `variant` with constructor `kwargs` builds; refuses to replace an existing folder."""
     build_model(family, variant, **(kwargs or {}))
-    return published.save_model(path, family, variant, variables, kwargs, metrics, card)
+    return published.save_model(path, family, variant, variables, kwargs, metrics, card, inference)
 
 
 def load_model(path: str | os.PathLike):

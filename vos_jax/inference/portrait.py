@@ -73,7 +73,8 @@ def parse_effect(text: str) -> Effect:
 def find_model(name: str) -> tuple:
     """--model: 'hair', 'selfie' or 'selfie_landscape' (the file in an installed `mediapipe`
     package or in $VOS_JAX_MEDIAPIPE; nothing is downloaded), a .tflite file (imported here) or
-    a vos-jax portrait checkpoint folder -> (model, variables, input size (H, W))."""
+    a vos-jax portrait checkpoint folder -> (model, variables, input size (H, W)). A checkpoint
+    trained by vos-jax runs at its training config's input size, others as MediaPipe runs them."""
     from vos_jax.convert import mediapipe
 
     path = Path(name)
@@ -83,6 +84,9 @@ def find_model(name: str) -> tuple:
         fam, model, variables, meta = load_model(path)
         if fam is not family:
             raise ValueError(f"--model {path}: a {meta['family']} checkpoint, not a portrait one")
+        trained = meta.get("inference", {})
+        if "input_height" in trained:
+            return model, variables, (trained["input_height"], trained["input_width"])
         return model, variables, DEFAULT_SIZES[type(model).__name__]
     if path.suffix == ".tflite":
         graph = mediapipe.read_graph(path)
@@ -126,8 +130,8 @@ def run(
     progress: bool = True,
 ) -> dict:
     """Segment `source` (a video file or a folder of frames) and write the edited video to
-    `out` (.mp4); `size`: the model's input size (default: the model's own, 512x512 for hair,
-    256x256 for selfie, a .tflite file's input); -> {frames, seconds, fps}."""
+    `out` (.mp4); `size`: the model's input size (default: the model's own, see `find_model`);
+    -> {frames, seconds, fps}."""
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"--out {out}: expected an .mp4 file name")
@@ -139,13 +143,6 @@ def run(
             raise FileExistsError(f"--masks {masks_dir}: exists (--overwrite replaces it)")
     chosen = parse_effect(effect)
     model, variables, model_size = find_model(model_name)
-    size = tuple(size or model_size)
-    step = jax.jit(
-        lambda frame, previous, blend: family.mediapipe_step(
-            model, variables, frame[None], previous[None, None], blend[None, None], ratio
-        )[0, 0]
-    )
-    previous = jnp.zeros(size, jnp.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.stem}.partial.mp4")
     partial_masks = None if masks_dir is None else masks_dir.with_name(f".{masks_dir.name}.partial")
@@ -156,13 +153,9 @@ def run(
     count, start = 0, time.perf_counter()
     bar = _progress(source) if progress else None
     try:
-        for t, frame in enumerate(read_frames(source)):
-            previous = step(frame, previous, jnp.asarray(t > 0))
-            small = np.asarray(previous)
-            mask = cv2.resize(
-                small, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR
-            )
-            writer.write(chosen.apply(frame, np.clip(mask, 0.0, 1.0)))
+        masks = segment(read_frames(source), model, variables, size or model_size, ratio)
+        for t, (frame, mask) in enumerate(masks):
+            writer.write(chosen.apply(frame, mask))
             if partial_masks is not None:
                 write_mask(partial_masks / f"{t:05d}.png", (mask > 0.5).astype(np.uint8))
             count += 1
@@ -184,6 +177,24 @@ def run(
             bar.close()
     seconds = time.perf_counter() - start
     return {"frames": count, "seconds": round(seconds, 2), "fps": round(count / seconds, 2)}
+
+
+def segment(frames, model, variables, size: tuple[int, int], ratio: float = 0.9):
+    """MediaPipe's recurrence over a stream of RGB uint8 frames [H, W, 3]: -> (frame, its mask
+    [H, W] float in 0..1) one at a time, each mask fed back as the next frame's prior at the
+    model's input size (one compilation for the whole stream)."""
+    step = jax.jit(
+        lambda frame, previous, blend: family.mediapipe_step(
+            model, variables, frame[None], previous[None, None], blend[None, None], ratio
+        )[0, 0]
+    )
+    previous = jnp.zeros(tuple(size), jnp.float32)
+    for t, frame in enumerate(frames):
+        previous = step(frame, previous, jnp.asarray(t > 0))
+        mask = cv2.resize(
+            np.asarray(previous), (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR
+        )
+        yield frame, np.clip(mask, 0.0, 1.0)
 
 
 def _progress(source):

@@ -2,7 +2,8 @@
 with no training code (`families.load_model` builds the model from them).
 
 Layout of a checkpoint folder:
-    model.json     {"family", "variant", "kwargs", "metrics", "created"}
+    model.json     {"family", "variant", "kwargs", "metrics", "inference", "created"}
+                   (inference: the options it was trained with; the CLIs' defaults for it)
     README.md      the model card (free text: data, training, results, licence)
     variables/     the Flax variables (params, batch_stats) as an orbax checkpoint
 """
@@ -38,9 +39,11 @@ def save_model(
     kwargs: dict | None = None,
     metrics: dict | None = None,
     card: str = "",
+    inference: dict | None = None,
 ) -> Path:
     """Write a checkpoint folder; refuses to replace an existing one (never lose a checkpoint).
-    `kwargs`: the model's constructor arguments beyond its variant's."""
+    `kwargs`: the model's constructor arguments beyond its variant's; `inference`: the family's
+    inference options it was trained for (e.g. a portrait model's input size)."""
     path = Path(path).expanduser().absolute()  # orbax wants absolute paths
     if path.exists():
         raise FileExistsError(f"{path}: already exists; choose a new checkpoint folder")
@@ -53,6 +56,7 @@ def save_model(
         "variant": variant,
         "kwargs": {k: _to_json(k, v) for k, v in (kwargs or {}).items()},
         "metrics": metrics or {},
+        "inference": inference or {},
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     (path / "model.json").write_text(json.dumps(meta, indent=1) + "\n")

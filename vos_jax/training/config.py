@@ -64,6 +64,13 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         tfds_name="",  # tfds: e.g. "davis_vos/2017_480p" or "youtube_vos/2019"
         tfds_data_dir="",
         split="train",
+        # only these videos of the split (comma-separated names; "": all), e.g. DAVIS's people
+        sequences="",
+        # tfds youtube_vos: only objects of these categories (comma-separated, e.g. "person"),
+        # and only the videos that have some
+        categories="",
+        # all of a frame's objects as one (a portrait's person mask of several people)
+        merge_objects=False,
         batch_size=8,  # global, over all hosts and devices
         threads=0,  # grain threads per host (0: one per CPU)
         workers=0,  # grain worker processes per host
@@ -218,6 +225,12 @@ def _validate_data(c) -> None:
     needs_root = d.source in ("davis", "images")
     _require(not needs_root or bool(d.root), "data.root", "a data folder", d.root)
     _require(d.source != "tfds" or bool(d.tfds_name), "data.tfds_name", "a dataset", d.tfds_name)
+    _require(
+        not d.sequences or d.source != "images", "data.sequences", "'' for images", d.sequences
+    )
+    _require(
+        not d.categories or d.source == "tfds", "data.categories", "'' unless tfds", d.categories
+    )
     _require(d.batch_size >= 1, "data.batch_size", "an integer >= 1", d.batch_size)
     _require(d.sampling in ("", *SAMPLINGS), "data.sampling", f"'' or {SAMPLINGS}", d.sampling)
     _require(d.threads >= 0 and d.workers >= 0, "data.threads", "threads, workers >= 0", d.threads)

@@ -62,18 +62,25 @@ def synthetic_root(s) -> Path:
 def train_source(config):
     """-> (training video source, DAVIS-layout val root or None)."""
     d = config.data
+    sequences = _names(d.sequences)
     if d.source == "synthetic":
         root = synthetic_root(config.synthetic)
-        return DavisFolderSource(root, d.split), Path(config.eval.root or root)
+        return DavisFolderSource(root, d.split, sequences=sequences), Path(config.eval.root or root)
     if d.source == "davis":
-        return DavisFolderSource(d.root, d.split), Path(config.eval.root or d.root)
+        source = DavisFolderSource(d.root, d.split, sequences=sequences)
+        return source, Path(config.eval.root or d.root)
     if d.source == "images":  # single annotated images (MaskTrack): no videos to validate on
         root = Path(d.root)
         source = ImageFolderSource(root / "images", root / "masks")
         return source, Path(config.eval.root) if config.eval.root else None
     data_dir = Path(d.tfds_data_dir or "~/tensorflow_datasets").expanduser()  # TFDS default
-    source = TfdsVideoSource(d.tfds_name, d.split, data_dir)
+    source = TfdsVideoSource(d.tfds_name, d.split, data_dir, sequences, _names(d.categories))
     return source, Path(config.eval.root) if config.eval.root else None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated config list ("breakdance,dance-twirl") -> its names."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def data_sample_config(config) -> pipeline.SampleConfig:
@@ -95,6 +102,7 @@ def data_sample_config(config) -> pipeline.SampleConfig:
         min_stride4_pixels=d.min_stride4_pixels,
         damage=d.damage,
         affine=d.affine,
+        merge_objects=d.merge_objects,
     )
 
 

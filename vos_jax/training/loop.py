@@ -333,6 +333,7 @@ def _export(config, run: _Run, workdir: Path, last: dict) -> Path:
             kwargs=overrides,
             metrics=scores,
             card=card,
+            inference=options_to_dict(family_options(config, "inference")),
         )
     return path
 
