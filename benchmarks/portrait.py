@@ -3,7 +3,7 @@ models imported into JAX, batch 1 and 64, against the reference interpreter (ai-
 XNNPACK, batch 1: the graph's fixed input) on the same machine in the same run.
 
     python benchmarks/portrait.py [--models selfie,hair] [--batches 1,64] [--calls 10]
-        [--dtype float32|bfloat16] [--threads N]
+        [--dtype float32|bfloat16] [--threads N] [--xla_flags FLAGS]
 
 The models come from ../shared/fixtures/mediapipe/ (or `--fixtures DIR`); inputs are random
 (time does not depend on them). One JSON line per (model, implementation, batch): ms per call,
@@ -55,7 +55,8 @@ def ours(path: Path, batch: int, calls: int, dtype: str) -> dict:
     seconds = _median_s(lambda: jax.block_until_ready(apply(variables, x)), calls)
     assert apply._cache_size() == 1, "recompiled"
     return {"implementation": "vos-jax", "device": jax.devices()[0].device_kind,
-            "jax": jax.__version__, "dtype": dtype, "batch": batch, "size": list(shape[1:3]),
+            "jax": jax.__version__, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "dtype": dtype, "batch": batch, "size": list(shape[1:3]),
             "compile_s": round(compile_s, 2), "ms_per_call": round(1e3 * seconds, 2),
             "frames_per_s": round(batch / seconds, 1)}  # fmt: skip
 
@@ -89,7 +90,18 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--fixtures", default=str(ROOT.parent / "shared/fixtures/mediapipe"))
+    parser.add_argument(
+        "--xla_flags", default=None, help="$XLA_FLAGS for ours (default: as `vos-jax portrait` "
+        "runs, inference/portrait.py ONE_FRAME_XLA_FLAG; '' for XLA's own defaults)",
+    )  # fmt: skip
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.xla_flags is None:
+        from vos_jax.inference.portrait import prefer_one_frame_cpu_flags
+
+        prefer_one_frame_cpu_flags()  # before JAX starts its backend
+    else:
+        os.environ["XLA_FLAGS"] = args.xla_flags
     for name in args.models.split(","):
         path = Path(args.fixtures) / FILES[name]
         if not path.is_file():

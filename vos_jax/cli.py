@@ -237,6 +237,7 @@ def add_convert_parsers(sub) -> None:
 def run_portrait(args: argparse.Namespace) -> None:
     from vos_jax.inference import portrait
 
+    portrait.prefer_one_frame_cpu_flags()  # before JAX starts its backend
     done = portrait.run(
         args.input, args.out, args.model, args.effect, args.masks, args.overwrite, size=args.size
     )

@@ -2,6 +2,8 @@
 of its C++ loop, the engine with one compilation for any object count, the MaskTrack loss with
 its boundary weighting, and `vos-jax portrait` on a real DAVIS person sequence."""
 
+import os
+
 import cv2
 import jax
 import jax.numpy as jnp
@@ -166,3 +168,14 @@ def test_portrait_command_on_a_davis_person_sequence(tmp_path):
     command = ["portrait", str(corrupt), "--model", str(selfie), "--out", f"{tmp_path}/c.mp4"]
     assert main(command) == 2
     assert out.stat().st_mtime_ns == stamp and not (tmp_path / "c.mp4").exists()
+
+
+def test_the_app_adds_its_cpu_flag_but_keeps_the_users(monkeypatch):
+    from vos_jax.inference.portrait import ONE_FRAME_XLA_FLAG, prefer_one_frame_cpu_flags
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    prefer_one_frame_cpu_flags()
+    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {ONE_FRAME_XLA_FLAG}"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
+    prefer_one_frame_cpu_flags()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"

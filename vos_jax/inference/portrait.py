@@ -28,6 +28,10 @@ from vos_jax.io.masks import write_mask
 from vos_jax.io.video import Mp4Writer, frame_names, read_frames, video_fps
 
 EFFECTS = ("keep-colour", "blur", "replace=IMAGE", "matte")
+# One frame at a time, XLA:CPU's multi-threaded Eigen convolutions spend more on handing work to
+# threads than they save: the selfie model at batch 1 runs in 4.6-4.9 ms instead of 7.0-8.3 ms on
+# a 2-core CPU (benchmarks/portrait.py); at batch 64 it makes no consistent difference.
+ONE_FRAME_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
 DEFAULT_SIZES = {"HairNet": (512, 512), "SelfieNet": (256, 256)}  # as MediaPipe runs them
 
 
@@ -55,6 +59,14 @@ class Effect:
             back = self.background
         alpha = mask[..., None].astype(np.float32)
         return np.round(alpha * frame + (1 - alpha) * back).astype(np.uint8)
+
+
+def prefer_one_frame_cpu_flags() -> None:
+    """Add ONE_FRAME_XLA_FLAG to $XLA_FLAGS unless the user set that flag; it takes effect only
+    in a process whose JAX backend has not started yet (the CLI), and only on the CPU."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {ONE_FRAME_XLA_FLAG}".strip()
 
 
 def parse_effect(text: str) -> Effect:
