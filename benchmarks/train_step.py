@@ -26,33 +26,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vos_jax import sharding  # noqa: E402
+from vos_jax.bench.device import peak_tflops  # noqa: E402
 from vos_jax.config_files import load_config  # noqa: E402
 from vos_jax.families import build_model, get  # noqa: E402
 from vos_jax.families.options import to_dict  # noqa: E402
 from vos_jax.training import create_state, make_optimizer, make_train_step  # noqa: E402
 from vos_jax.training.config import family_options  # noqa: E402
 from vos_jax.training.data import data_sample_config  # noqa: E402
-
-# Dense peak TFLOP/s per device (bf16), from the vendors' data sheets.
-PEAK_TFLOPS = {
-    "H100": 989.0,  # SXM
-    "H200": 989.0,
-    "A100": 312.0,
-    "L4": 121.0,
-    "TPU v4": 275.0,
-    "TPU v5 lite": 197.0,
-    "TPU v5e": 197.0,
-    "TPU v5p": 459.0,
-    "TPU v6 lite": 918.0,
-}
-
-
-def peak_tflops(device) -> float | None:
-    kind = device.device_kind
-    for name, peak in PEAK_TFLOPS.items():
-        if name.lower() in kind.lower():
-            return peak
-    return None
 
 
 def synthetic_batch(batch: int, frames: int, size: tuple[int, int], objects: int) -> dict:
@@ -128,7 +108,7 @@ def main() -> None:
     step_s = (time.perf_counter() - start) / args.steps
 
     devices = mesh.size
-    peak = args.peak_tflops or peak_tflops(jax.devices()[0])
+    peak = peak_tflops(jax.devices()[0].device_kind, args.peak_tflops)
     # cost_analysis counts the whole (SPMD-partitioned) program of one device.
     total_flops = flops * devices if devices > 1 else flops
     mfu = total_flops / step_s / (peak * 1e12 * devices) if peak else None

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
+import pytest
 
 from tests.conftest import FAST_COMPILE
 from vos_jax.bench import stripes
@@ -48,3 +50,72 @@ def test_portrait_benchmark_times_ours_and_the_reference():
     reference = bench.reference(path, 1, 1)
     assert reference["batch"] == 1 and reference["frames_per_s"] > 0
     json.dumps(reference)  # one JSON line: plain types only
+
+
+def _bench(capsys, *argv) -> dict:
+    from vos_jax.cli import main
+
+    capsys.readouterr()
+    assert main(["bench", *argv]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    return json.loads(line)
+
+
+@pytest.mark.parametrize("family", ["feelvos", "rvos", "siammask", "portrait"])
+def test_bench_infer_measures_every_family_without_recompiling(family, capsys, tmp_path):
+    """`vos-jax bench`: one JSON line, zero recompiles over the timed frames; FLOPs are per
+    frame and the rates agree with the times."""
+    size = ["--size", "64x96", "--objects", "2", "--frames", "2"]
+    out = tmp_path / "bench.jsonl"
+    one = _bench(capsys, "--family", family, *size, "--batch", "1", "--json", str(out))
+    two = _bench(capsys, "--family", family, *size, "--batch", "2", "--json", str(out))
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [one, two]  # appended
+    for line, batch in ((one, 1), (two, 2)):
+        assert line["recompiles"] == 0 and line["batch"] == batch and line["size"] == [64, 96]
+        assert line["frames_per_s"] == pytest.approx(1e3 * batch / line["ms_per_step"], rel=1e-2)
+        expected = line["gflops_per_frame"] * batch * 1e9 / (line["ms_per_step"] / 1e3) / 1e12
+        assert line["tflops_per_s"] == pytest.approx(expected, rel=2e-2, abs=2e-4)
+        assert line["mfu"] is None and line["compiled_mb"] > 0
+    # Two videos cost more than one and at most twice as much (XLA fuses some work per call).
+    per_frame = one["gflops_per_frame"], two["gflops_per_frame"]
+    assert per_frame[0] < 2 * per_frame[1] <= 2.02 * per_frame[0]
+    with_peak = _bench(capsys, "--family", family, *size, "--peak_tflops", "0.5")
+    assert with_peak["mfu"] == pytest.approx(with_peak["tflops_per_s"] / 0.5, abs=2e-4)
+
+
+def test_bench_train_step_on_eight_devices(capsys):
+    line = _bench(capsys, "--family", "portrait", "--mode", "train", "--steps", "2",
+                  "--size", "64x96", "--batch", "8")  # fmt: skip
+    assert line["devices"] == len(jax.devices()) == 8 and line["recompiles"] == 0
+    assert line["size"] == [64, 96] and line["batch"] == 8 and line["frames"] == 1
+    assert line["gflops_per_step"] > 0 and np.isfinite(line["loss"])
+    assert line["clips_per_s"] == pytest.approx(8e3 / line["ms_per_step"], rel=1e-2)
+
+
+def test_bench_sweeps_batches_and_objects_with_a_table_and_a_plot(capsys, tmp_path):
+    from PIL import Image
+
+    from vos_jax.cli import main
+
+    plot = tmp_path / "sweep.png"
+    argv = ["bench", "--family", "portrait", "--size", "64x96", "--frames", "2"]
+    assert main([*argv, "--batch", "1,2", "--objects", "1,2", "--plot", str(plot)]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert [(x["batch"], x["objects"]) for x in lines] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    table = err.strip().splitlines()[-6:-1]  # header + 4 runs, then "wrote ..."
+    assert table[0].split()[:3] == ["batch", "objects", "ms_per_step"]
+    for row, line in zip(table[1:], lines, strict=True):
+        assert row.split()[:2] == [str(line["batch"]), str(line["objects"])]
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and min(image.size) > 200
+    assert main([*argv, "--plot", str(tmp_path / "sweep.jpg")]) == 2  # before any run
+    assert "expected a .png" in capsys.readouterr().err
+
+
+def test_bench_refuses_an_unknown_family(capsys):
+    from vos_jax.cli import main
+
+    assert main(["bench", "--family", "maskrcnn"]) == 2
+    assert "--family: expected one of" in capsys.readouterr().err
+    assert main(["bench", "--family", "rvos", "--batch", "0"]) == 2

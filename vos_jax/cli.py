@@ -29,6 +29,16 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in _csv_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers, e.g. 1,8,32, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
 def _csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -244,6 +254,50 @@ def run_portrait(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}: {done['frames']} frames at {done['fps']} frames/s")
 
 
+def run_bench(args: argparse.Namespace) -> None:
+    import json
+
+    from vos_jax.families import FAMILIES
+
+    if args.family not in FAMILIES:
+        raise ValueError(f"--family: expected one of {list(FAMILIES)}, got {args.family!r}")
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise ValueError(f"--plot {args.plot}: expected a .png file name")
+    dtype = {"bf16": "bfloat16", "f32": "float32"}.get(args.dtype, args.dtype)
+    lines = []
+    for batch in args.batch or [None]:
+        for objects in args.objects or [None]:
+            lines.append(_bench_once(args, dtype, batch, objects))
+            text = json.dumps(lines[-1])
+            print(text, flush=True)
+            if args.json:  # appended: earlier runs' lines are kept
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                with open(args.json, "a") as out:
+                    out.write(text + "\n")
+    if len(lines) > 1 or args.plot:
+        from vos_jax.bench import sweep
+
+        print(sweep.table(lines), file=sys.stderr)  # stdout stays JSON lines
+        if args.plot:
+            print(f"wrote {sweep.plot(lines, args.plot)}", file=sys.stderr)
+    recompiled = [line for line in lines if line["recompiles"]]
+    if recompiled:
+        raise ValueError(f"{args.family}: recompiled after warm-up in {recompiled}")
+
+
+def _bench_once(args: argparse.Namespace, dtype: str, batch, objects) -> dict:
+    common = dict(variant=args.variant, size=args.size, objects=objects, batch=batch,
+                  frames=args.frames, dtype=dtype, peak=args.peak_tflops)  # fmt: skip
+    if args.mode == "train":
+        from vos_jax.bench.train import train
+
+        return train(args.family, steps=args.steps, fsdp=args.fsdp, **common)
+    from vos_jax.bench.infer import infer
+
+    defaults = {"size": (240, 432), "objects": 3, "batch": 1, "frames": 10}
+    return infer(args.family, **{**common, **{k: common[k] or v for k, v in defaults.items()}})
+
+
 def run_demo(args: argparse.Namespace) -> None:
     from vos_jax import demo
 
@@ -328,6 +382,37 @@ def build_parser() -> argparse.ArgumentParser:
     portrait.add_argument("--size", type=_size, default=None, help="model input HxW")
     portrait.add_argument("--overwrite", action="store_true")
     portrait.set_defaults(func=run_portrait)
+
+    bench = sub.add_parser(
+        "bench",
+        help="throughput of a family's inference step or training step (one JSON line)",
+        description="Compile s, ms per step, frames/s, FLOPs (XLA cost analysis), TFLOP/s, MFU, "
+        "memory and recompiles after warm-up of a family's streaming inference step (infer) or "
+        "training step (train) at a static shape; random weights.",
+    )
+    bench.add_argument("--family", required=True)
+    bench.add_argument("--variant", default="tiny")
+    bench.add_argument("--mode", choices=["infer", "train"], default="infer")
+    bench.add_argument("--size", type=_size, default=None, help="HxW (train: the crop)")
+    bench.add_argument(
+        "--objects", type=_int_list, default=None, help="object slots (a list: a sweep)"
+    )
+    bench.add_argument(
+        "--batch", type=_int_list, default=None, help="videos (infer) or clips (train); a list "
+        "(1,8,32): a sweep, with a table on stderr",
+    )  # fmt: skip
+    bench.add_argument("--plot", default=None, help="a PNG of frames/s vs batch per object count")
+    bench.add_argument(
+        "--frames", type=int, default=None, help="infer: frames timed; train: clip length"
+    )
+    bench.add_argument("--dtype", default="float32", choices=["float32", "f32", "bfloat16", "bf16"])
+    bench.add_argument("--steps", type=int, default=5, help="train: steps timed")
+    bench.add_argument("--fsdp", type=int, default=1, help="train: the mesh's fsdp axis")
+    bench.add_argument(
+        "--peak_tflops", type=float, default=None, help="the device's dense peak (for MFU)"
+    )
+    bench.add_argument("--json", default=None, help="also append the line to this file")
+    bench.set_defaults(func=run_bench)
 
     demo = sub.add_parser(
         "demo", help="train the default model on synthetic videos, evaluate it, write an overlay"

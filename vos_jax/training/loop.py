@@ -127,7 +127,8 @@ class _Run:
     start: int
 
 
-def _optimizer(config):
+def optimizer_from_config(config):
+    """The optimizer and its schedule of config group `optimizer` (training/state.py)."""
     o = config.optimizer
     return make_optimizer(
         o.name,
@@ -171,7 +172,7 @@ def _setup(config, workdir: Path) -> _Run:
     source, eval_root = data.train_source(config)
     dataset = data.train_dataset(config, source)
     iterator = pipeline.make_iterator(dataset, config.data.threads or None, config.data.workers)
-    optimizer, schedule = _optimizer(config)
+    optimizer, schedule = optimizer_from_config(config)
     # unsafe_rbg: the fast generator on accelerators (and threefry compiles slowly on CPU);
     # init is replicated, so the parameters do not depend on the mesh.
     init_key, step_key = jax.random.split(jax.random.key(config.seed, impl="unsafe_rbg"))

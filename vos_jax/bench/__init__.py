@@ -1,5 +1,6 @@
-"""Throughput measurement shared by benchmarks/ (one JSON line per run) and anything that times
-the inference engine: the streaming step of a propagator, per frame, after compilation."""
+"""Throughput measurement: `vos-jax bench` (`infer.py`, `train.py`: one JSON line per run, the
+schema of benchmarks/), `device.py` (FLOPs, memory, peaks), and the timers shared with the
+benchmarks/ scripts: the streaming step of a propagator, per frame, after compilation."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ def stripes(height: int, width: int, objects: int) -> np.ndarray:
 
 def time_steps(propagator: Propagator, frame: np.ndarray, frames: int) -> tuple[float, list[float]]:
     """-> (seconds to compile and run init + the first step, seconds of each of `frames` further
-    steps) of `propagator` on `frame` [1, H, W, 3], starting from a stripe mask of every slot."""
-    objects = propagator.max_objects
-    masks = stripes(*frame.shape[1:3], objects)
-    new = np.ones((1, objects + 1), bool)
+    steps) of `propagator` on `frame` [B, H, W, 3] (B videos), starting from a stripe mask of
+    every slot."""
+    objects, videos = propagator.max_objects, frame.shape[0]
+    masks = np.repeat(stripes(*frame.shape[1:3], objects), videos, axis=0)
+    new = np.ones((videos, objects + 1), bool)
     none, empty = np.zeros_like(new), np.zeros_like(masks)
     start = time.perf_counter()
     state = jax.block_until_ready(propagator.init(frame, masks, new))
