@@ -298,6 +298,19 @@ def _bench_once(args: argparse.Namespace, dtype: str, batch, objects) -> dict:
     return infer(args.family, **{**common, **{k: common[k] or v for k, v in defaults.items()}})
 
 
+def run_export(args: argparse.Namespace) -> None:
+    from vos_jax.families import load_model
+    from vos_jax.inference.export import export_propagator
+
+    if Path(args.out).exists():  # before loading anything
+        raise FileExistsError(f"--out {args.out}: already exists; choose a new folder")
+    propagator = load_propagator(args)
+    meta = load_model(args.checkpoint)[3]
+    about = {"family": meta["family"], "variant": meta["variant"], "checkpoint": args.checkpoint}
+    out = export_propagator(propagator, args.out, args.size, args.batch, about=about)
+    print(f"wrote {out}: init.jax, step.jax, program.json")
+
+
 def run_demo(args: argparse.Namespace) -> None:
     from vos_jax import demo
 
@@ -413,6 +426,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", default=None, help="also append the line to this file")
     bench.set_defaults(func=run_bench)
+
+    exporter = sub.add_parser(
+        "export",
+        help="a checkpoint's inference step as serialized StableHLO (jax.export, cpu + cuda)",
+    )
+    exporter.add_argument("--checkpoint", required=True, help="a vos-jax checkpoint folder")
+    exporter.add_argument("--out", required=True, help="the new folder to write")
+    exporter.add_argument("--size", type=_size, required=True, help="the frames' HxW")
+    exporter.add_argument("--batch", type=int, default=1, help="videos per call")
+    exporter.add_argument(
+        "--objects", type=int, dest="max_objects", default=None, help="object slots baked in"
+    )
+    add_engine_arguments(exporter)  # --max_objects etc.: the slots and options baked in
+    exporter.set_defaults(func=run_export)
 
     demo = sub.add_parser(
         "demo", help="train the default model on synthetic videos, evaluate it, write an overlay"
