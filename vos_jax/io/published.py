@@ -6,11 +6,14 @@ Layout of a checkpoint folder:
                    (inference: the options it was trained with; the CLIs' defaults for it)
     README.md      the model card (free text: data, training, results, licence)
     variables/     the Flax variables (params, batch_stats) as an orbax checkpoint
+    SHA256SUMS     `sha256sum` lines of every other file; checked on every read (a corrupted or
+                   missing file is named), so a bundle can be copied and published safely
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -61,7 +64,44 @@ def save_model(
     }
     (path / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
     (path / "README.md").write_text(card or f"# {family} ({variant})\n")
+    write_checksums(path)
     return path
+
+
+SUMS = "SHA256SUMS"
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(path: str | os.PathLike) -> Path:
+    """(Re)write `path/SHA256SUMS` over every file of the folder (after adding files to it)."""
+    path = Path(path)
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.name != SUMS)
+    lines = [f"{_sha256(f)}  {f.relative_to(path).as_posix()}\n" for f in files]
+    (path / SUMS).write_text("".join(lines))
+    return path / SUMS
+
+
+def verify_checksums(path: str | os.PathLike) -> None:
+    """Raise ValueError naming the first file that is missing or differs from SHA256SUMS (a
+    folder without SHA256SUMS, written before vos-jax kept them, is not checked)."""
+    path = Path(path)
+    sums = path / SUMS
+    if not sums.is_file():
+        return
+    for line in sums.read_text().splitlines():
+        expected, name = line.split("  ", 1)
+        file = path / name
+        if not file.is_file():
+            raise ValueError(f"{file}: missing from the checkpoint ({SUMS} lists it)")
+        if _sha256(file) != expected:
+            raise ValueError(f"{file}: sha256 differs from {SUMS}: the file is corrupted")
 
 
 def read_model(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -73,6 +113,7 @@ def read_model(path: str | os.PathLike) -> tuple[dict, dict]:
         raise FileNotFoundError(
             f"{path}: not a vos-jax checkpoint (expected model.json, README.md and variables/)"
         )
+    verify_checksums(path)
     meta = json.loads(meta_file.read_text())
     meta["kwargs"] = {k: _from_json(k, v) for k, v in meta["kwargs"].items()}
     variables = ocp.StandardCheckpointer().restore(path / "variables")
