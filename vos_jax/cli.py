@@ -301,13 +301,19 @@ def _bench_once(args: argparse.Namespace, dtype: str, batch, objects) -> dict:
 def run_export(args: argparse.Namespace) -> None:
     from vos_jax.families import load_model
     from vos_jax.inference.export import export_propagator
+    from vos_jax.io.published import write_checksums
 
-    if Path(args.out).exists():  # before loading anything
-        raise FileExistsError(f"--out {args.out}: already exists; choose a new folder")
-    propagator = load_propagator(args)
+    propagator = load_propagator(args)  # checks the bundle's SHA256SUMS
+    height, width = args.size
+    inside = f"exported/b{args.batch}_{height}x{width}_o{propagator.max_objects}"
+    out = Path(args.out or Path(args.checkpoint) / inside)
+    if out.exists():
+        raise FileExistsError(f"--out {out}: already exists; choose a new folder")
     meta = load_model(args.checkpoint)[3]
     about = {"family": meta["family"], "variant": meta["variant"], "checkpoint": args.checkpoint}
-    out = export_propagator(propagator, args.out, args.size, args.batch, about=about)
+    export_propagator(propagator, out, args.size, args.batch, about=about)
+    if args.out is None:  # beside the weights: the bundle's checksums cover the programs too
+        write_checksums(args.checkpoint)
     print(f"wrote {out}: init.jax, step.jax, program.json")
 
 
@@ -432,7 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a checkpoint's inference step as serialized StableHLO (jax.export, cpu + cuda)",
     )
     exporter.add_argument("--checkpoint", required=True, help="a vos-jax checkpoint folder")
-    exporter.add_argument("--out", required=True, help="the new folder to write")
+    exporter.add_argument(
+        "--out", default=None, help="the new folder to write (default: in the checkpoint, "
+        "exported/b<B>_<H>x<W>_o<O>, its SHA256SUMS updated)",
+    )  # fmt: skip
     exporter.add_argument("--size", type=_size, required=True, help="the frames' HxW")
     exporter.add_argument("--batch", type=int, default=1, help="videos per call")
     exporter.add_argument(

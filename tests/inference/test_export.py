@@ -63,6 +63,12 @@ def test_exported_rvos_step_runs_without_the_model_code(tmp_path, capsys):
     for t in range(1, 4):
         state, prediction = propagator.step(state, frames[t], masks[t], new[t])
         np.testing.assert_allclose(exported[t - 1], prediction.probs, atol=1e-5)
+    # Without --out: beside the weights, covered by the bundle's checksums.
+    assert main(argv[:3] + ["--size", "64x96", "--objects", "2"]) == 0
+    inside = checkpoint / "exported/b1_64x96_o2"
+    assert (inside / "step.jax").is_file()
+    assert "exported/b1_64x96_o2/step.jax" in (checkpoint / "SHA256SUMS").read_text()
+    families.load_model(checkpoint)  # the updated sums hold
     # Nothing is overwritten: a second export to the same folder is refused.
     stamp = (out / "step.jax").stat().st_mtime_ns
     assert main([*argv, "--objects", "2"]) == 2
