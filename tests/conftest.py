@@ -75,6 +75,8 @@ LONGEST_FIRST = (
     "tests/training/test_step.py",
     "tests/families/test_siammask_training.py",
     "tests/training/test_loop_equivalence.py",
+    "tests/test_colab.py",
+    "tests/test_bench.py",
     "tests/families/test_rvos.py",
     "tests/families/test_rvos_recipe.py",
     "tests/families/test_siammask_tracker.py",
@@ -90,7 +92,8 @@ LONGEST_FIRST = (
     "tests/families/test_rvos_propagator.py",
     "tests/data/test_motion.py",
     "tests/convert/test_resnet.py",
-    "tests/test_colab.py",
+    "tests/inference/test_export.py",
+    "tests/inference/test_published.py",
 )
 
 

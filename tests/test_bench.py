@@ -63,24 +63,30 @@ def _bench(capsys, *argv) -> dict:
 
 @pytest.mark.parametrize("family", ["feelvos", "rvos", "siammask", "portrait"])
 def test_bench_infer_measures_every_family_without_recompiling(family, capsys, tmp_path):
-    """`vos-jax bench`: one JSON line, zero recompiles over the timed frames; FLOPs are per
-    frame and the rates agree with the times."""
-    size = ["--size", "64x96", "--objects", "2", "--frames", "2"]
+    """`vos-jax bench`: one JSON line, zero recompiles over the timed frames of 2 videos; the
+    rates agree with the times and the MFU with the given peak."""
     out = tmp_path / "bench.jsonl"
-    one = _bench(capsys, "--family", family, *size, "--batch", "1", "--json", str(out))
-    two = _bench(capsys, "--family", family, *size, "--batch", "2", "--json", str(out))
-    assert [json.loads(line) for line in out.read_text().splitlines()] == [one, two]  # appended
-    for line, batch in ((one, 1), (two, 2)):
-        assert line["recompiles"] == 0 and line["batch"] == batch and line["size"] == [64, 96]
-        assert line["frames_per_s"] == pytest.approx(1e3 * batch / line["ms_per_step"], rel=1e-2)
-        expected = line["gflops_per_frame"] * batch * 1e9 / (line["ms_per_step"] / 1e3) / 1e12
-        assert line["tflops_per_s"] == pytest.approx(expected, rel=2e-2, abs=2e-4)
-        assert line["mfu"] is None and line["compiled_mb"] > 0
+    line = _bench(capsys, "--family", family, "--size", "64x96", "--objects", "2", "--frames",
+                  "2", "--batch", "2", "--peak_tflops", "0.5", "--json", str(out))  # fmt: skip
+    assert json.loads(out.read_text()) == line
+    assert line["recompiles"] == 0 and line["batch"] == 2 and line["size"] == [64, 96]
+    assert line["frames_per_s"] == pytest.approx(2e3 / line["ms_per_step"], rel=1e-2)
+    expected = line["gflops_per_frame"] * 2e9 / (line["ms_per_step"] / 1e3) / 1e12
+    assert line["tflops_per_s"] == pytest.approx(expected, rel=2e-2, abs=2e-4)
+    assert line["mfu"] == pytest.approx(line["tflops_per_s"] / 0.5, abs=2e-4)
+    assert line["compiled_mb"] > 0 and line["peak_tflops_per_device"] == 0.5
+
+
+def test_bench_flops_are_per_frame_and_json_lines_append(capsys, tmp_path):
+    out = tmp_path / "bench.jsonl"
+    argv = ["--family", "rvos", "--size", "64x96", "--objects", "2", "--frames", "2"]
+    one = _bench(capsys, *argv, "--batch", "1", "--json", str(out))
+    two = _bench(capsys, *argv, "--batch", "2", "--json", str(out))
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [one, two]
+    assert one["mfu"] is None  # the CPU has no known peak
     # Two videos cost more than one and at most twice as much (XLA fuses some work per call).
     per_frame = one["gflops_per_frame"], two["gflops_per_frame"]
     assert per_frame[0] < 2 * per_frame[1] <= 2.02 * per_frame[0]
-    with_peak = _bench(capsys, "--family", family, *size, "--peak_tflops", "0.5")
-    assert with_peak["mfu"] == pytest.approx(with_peak["tflops_per_s"] / 0.5, abs=2e-4)
 
 
 def test_bench_train_step_on_eight_devices(capsys):
