@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import json
 import shutil
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,16 @@ def test_trains_from_simulated_priors_and_checkpoints(tmp_path, capsys):
     assert summary["step"] == 6 and 0.0 <= summary["val_J&F-Mean"] <= 1.0
     first = families.load_model(summary["model"])
     assert first[3]["family"] == "portrait"
+    card = (Path(summary["model"]) / "README.md").read_text()  # the model card
+    for section in (
+        "## Data\nvos-jax's built-in synthetic",
+        "## Recipe\n6 steps of batch 8",
+        "## Metrics (validation)\n- val_J&F-Mean: ",
+        "## Licence",
+        "## Cite\n",
+    ):
+        assert section in card, section
+    assert families.portrait.CITATION in card
     # `vos-jax portrait --model` runs it at the size it was trained for, not HairNet's 512x512.
     assert find_model(summary["model"])[2] == (64, 96)
     # ... and so do eval.py and `vos-jax segment` (unless a flag or --config says otherwise).

@@ -39,6 +39,10 @@ from vos_jax.ops.matching import global_matching, local_matching, sample_referen
 
 MODEL = Feelvos
 SAMPLING = "triplet"  # the paper's (reference, previous, current); "clip" for own predictions
+CITATION = (  # the paper a model card asks its users to cite
+    "P. Voigtlaender, Y. Chai, F. Schroff, H. Adam, B. Leibe, L.-C. Chen: FEELVOS: Fast "
+    "End-to-End Embedding Learning for Video Object Segmentation. CVPR 2019."
+)
 converter = None  # no official FEELVOS weights are published
 
 

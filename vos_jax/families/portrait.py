@@ -31,6 +31,11 @@ from vos_jax.models.portrait import build as build_model
 
 MODEL = build_model  # "arch": hair (HairNet, RGB + previous mask) or selfie (SelfieNet, RGB)
 SAMPLING = "static"
+CITATION = (  # the paper a model card asks its users to cite
+    "V. Bazarevsky, A. Tkachenka: Mobile Real-time Video Segmentation. Google AI Blog, "
+    "2018; F. Perazzi, A. Khoreva et al.: Learning Video Object Segmentation from Static "
+    "Images. CVPR 2017."
+)
 BACKGROUND_SCORE = 0.5  # a pixel takes the most probable object above this, else background
 
 

@@ -72,6 +72,10 @@ from vos_jax.ops.assignment import hungarian
 
 MODEL = Rvos
 SAMPLING = "clip"
+CITATION = (  # the paper a model card asks its users to cite
+    "C. Ventura, M. Bellver, A. Girbau, A. Salvador, F. Marques, X. Giro-i-Nieto: RVOS: "
+    "End-to-End Recurrent Network for Video Object Segmentation. CVPR 2019."
+)
 # The engine's background column: a pixel takes the most probable object whose sigmoid
 # probability exceeds 0.5 (the official threshold), else background.
 BACKGROUND_SCORE = 0.5

@@ -53,6 +53,10 @@ from vos_jax.ops.crops import crop_box, paste_back, subwindow
 
 MODEL = SiamMask
 SAMPLING = "clip"
+CITATION = (  # the paper a model card asks its users to cite
+    "Q. Wang, L. Zhang, L. Bertinetto, W. Hu, P. H. S. Torr: Fast Online Object Tracking "
+    "and Segmentation: A Unifying Approach. CVPR 2019."
+)
 BASE_SIZE = 8  # official `base_size`: the score map is (255 - 127) / 8 + 1 + 8 = 25 wide
 MIN_SIZE = 10  # official: target_sz clipped to [10, frame size]
 BOX_LIMITS = (  # crop pixels, for (cx, cy, w, h)

@@ -309,6 +309,38 @@ def _steps(config, workdir: Path, run: _Run, writer, progress, sigterm) -> dict:
     return last
 
 
+# What a model trained on each source inherits (the weights are the user's; the data's terms are
+# the data's).
+DATA_TERMS = {
+    "synthetic": "vos-jax's built-in synthetic videos (generated, no third-party data)",
+    "davis": "DAVIS (CC BY-NC 4.0: non-commercial research)",
+    "davis_vos": "DAVIS (CC BY-NC 4.0: non-commercial research)",
+    "youtube_vos": "YouTube-VOS (annotations CC BY 4.0; the videos are YouTube's)",
+    "supervisely_person": "Supervisely Person (see its terms of use)",
+    "images": "the user's own images (their terms)",
+}
+
+
+def model_card(config, family, scores: dict) -> str:
+    """A published checkpoint's README: data and its terms, recipe, metrics, licence, citation."""
+    d = config.data
+    dataset = d.tfds_name.split("/")[0] if d.source == "tfds" else d.source
+    terms = DATA_TERMS.get(dataset, f"{dataset} (see its terms)")
+    metrics = "\n".join(f"- {k}: {v:.4f}" for k, v in scores.items()) or "- none measured"
+    citation = getattr(family, "CITATION", "")
+    return (
+        f"# {config.model.family} ({config.model.variant})\n\n"
+        f"## Data\n{terms}; split `{d.split}`" + (f", videos {d.sequences}" if d.sequences else "")
+        + f".\n\n## Recipe\n{config.total_steps} steps of batch {d.batch_size}, crop "
+        f"{tuple(d.crop_size)}, {config.optimizer.name} at {config.optimizer.learning_rate}, "
+        f"{config.model.dtype}" + (f", from {config.model.init_checkpoint}"
+                                   if config.model.init_checkpoint else "")
+        + f" (vos-jax; the whole config below).\n\n## Metrics (validation)\n{metrics}\n\n"
+        "## Licence\nThe weights: Apache-2.0, as vos-jax, within the terms of the data above.\n\n"
+        f"## Cite\n{citation or 'the paper of the method'}\n\n## Config\n\n```\n{config}\n```\n"
+    )  # fmt: skip
+
+
 def _export(config, run: _Run, workdir: Path, last: dict) -> Path:
     """The final model as a published checkpoint, `workdir/models/step_<N>` (eval.py
     --checkpoint, vos-jax segment); written once, never replaced."""
@@ -320,12 +352,7 @@ def _export(config, run: _Run, workdir: Path, last: dict) -> Path:
         overrides = {"dtype": run.model_kwargs["dtype"]}
         overrides.update(options_to_dict(family_options(config, "model")))
         scores = {k: v for k, v in last.items() if k.startswith("val_")}
-        card = (
-            f"# {config.model.family} ({config.model.variant})\n\n"
-            f"Trained with vos-jax for {config.total_steps} steps on {config.data.source} data "
-            f"(batch {config.data.batch_size}, crop {tuple(config.data.crop_size)}).\n"
-            f"Validation: {scores or 'none'}.\n\nConfig:\n\n```\n{config}\n```\n"
-        )
+        card = model_card(config, run.family, scores)
         families.save_model(
             path,
             config.model.family,
