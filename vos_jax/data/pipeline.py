@@ -4,8 +4,8 @@ batches, deterministic from a seed and checkpointable.
 Every step runs on the host, in grain worker processes (NumPy/OpenCV): decoding needs the CPU
 anyway, the per-sample random geometry has data-dependent shapes before the crop, and keeping it
 off the accelerator leaves the device to the model; the batch reaches the device already at its
-static training shape. Each host reads its own shard of the videos (`shard_index::shard_count`),
-and `sharding.global_batch` assembles the global batch on the training mesh.
+static training shape. Each host makes its slice of every global batch (`make_dataset`), and
+`sharding.global_batch` assembles the global batch on the training mesh.
 """
 
 from __future__ import annotations
@@ -188,15 +188,20 @@ def make_dataset(
     shard_count: int = 1,
     num_epochs: int | None = None,
 ) -> grain.MapDataset:
-    """Batches of samples as an index-addressable dataset: batch i is a pure function of (source,
+    """This host's batches as an index-addressable dataset: batch i is a pure function of (source,
     config, seed, shard, i), whatever the number of workers, so a restored iterator state
-    reproduces the same batches. Videos are reshuffled every epoch; `num_epochs=None` repeats."""
+    reproduces the same batches. Videos are reshuffled every epoch; `num_epochs=None` repeats.
+
+    All hosts draw from one stream of samples (sample j is a function of j and the seed), and
+    host `shard_index` of `shard_count` takes its `batch_size` slice of each global batch of
+    `batch_size x shard_count`: the global batches are the same on any number of hosts (a
+    2-process run trains on exactly what a 1-process run does), and each host decodes only its
+    own samples."""
     if len(source) == 0:
         raise ValueError("the video source is empty")
-    dataset = grain.MapDataset.source(source)[shard_index::shard_count]
-    dataset = dataset.shuffle(seed=seed).repeat(num_epochs)
+    dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat(num_epochs)
     dataset = dataset.random_map(MakeSample(config), seed=seed)
-    return dataset.batch(batch_size, drop_remainder=True)
+    return dataset.batch(batch_size, drop_remainder=True)[shard_index::shard_count]
 
 
 def make_iterator(

@@ -41,11 +41,19 @@ class NonFiniteLoss(RuntimeError):
 
 
 def maybe_initialize_distributed() -> None:
-    """Join the other hosts when the environment describes a multi-process job (Cloud TPU pods,
-    SLURM, or JAX_COORDINATOR_ADDRESS); jax.distributed.initialize reads the details itself."""
+    """Join the other processes when the environment describes a multi-process job: Cloud TPU
+    pods and SLURM (jax.distributed.initialize finds the rest itself), or a job launched by hand
+    (multi-node GPU, several CPU processes): JAX_COORDINATOR_ADDRESS=host:port,
+    JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process. CPU processes talk through gloo."""
     markers = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES")
-    if any(os.environ.get(m) for m in markers) and not jax.distributed.is_initialized():
-        jax.distributed.initialize()
+    if not any(os.environ.get(m) for m in markers) or jax.distributed.is_initialized():
+        return
+    if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only the CPU uses it
+    given = {"num_processes": "JAX_NUM_PROCESSES", "process_id": "JAX_PROCESS_ID"}
+    jax.distributed.initialize(
+        **{key: int(os.environ[name]) for key, name in given.items() if os.environ.get(name)}
+    )
 
 
 class _Sigterm:
