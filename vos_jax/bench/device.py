@@ -58,6 +58,15 @@ def peak_device_bytes() -> int | None:
     return None if not stats else stats.get("peak_bytes_in_use")
 
 
+def memory(compiled) -> dict:
+    """The compiled program's and the device's peak memory, in MiB (None where unknown)."""
+    mib = lambda n: None if n is None else round(n / 2**20, 2)
+    return {
+        "compiled_mb": mib(compiled_bytes(compiled)),
+        "peak_device_mb": mib(peak_device_bytes()),
+    }
+
+
 def utilisation(flops: float, seconds: float, peak: float | None, devices: int = 1) -> dict:
     """Achieved TFLOP/s and MFU (None without a peak) of `flops` done in `seconds`."""
     achieved = flops / seconds / 1e12

@@ -55,11 +55,6 @@ def infer(
         "ms_per_frame": round(1e3 * step_s / batch, 3), "frames_per_s": round(batch / step_s, 2),
         "gflops_per_frame": round(flops / batch / 1e9, 4),
         **device.utilisation(flops, step_s, device.peak_tflops(kind, peak)),
-        "compiled_mb": _mb(device.compiled_bytes(compiled)),
-        "peak_device_mb": _mb(device.peak_device_bytes()),
+        **device.memory(compiled),
         "recompiles": prop.step._cache_size() + prop.init._cache_size() - 2,
     }  # fmt: skip
-
-
-def _mb(value: int | None) -> float | None:
-    return None if value is None else round(value / 2**20, 2)

@@ -88,9 +88,6 @@ def train(
         "frames_per_s": round(clips * length / step_s, 2),
         "gflops_per_step": round(flops / 1e9, 3),
         **device.utilisation(flops, step_s, device.peak_tflops(kind, peak), devices),
-        "compiled_mb": None if device.compiled_bytes(compiled) is None
-        else round(device.compiled_bytes(compiled) / 2**20, 2),
-        "peak_device_mb": None if device.peak_device_bytes() is None
-        else round(device.peak_device_bytes() / 2**20, 2),
+        **device.memory(compiled),
         "recompiles": train_step._cache_size() - 1, "loss": float(metrics["loss"]),
     }  # fmt: skip

@@ -60,7 +60,7 @@ class SampleConfig:
     # clip: RVOS's augmentation (resize to crop_size, one random affine map and flip per clip,
     # data/affine.py) instead of the random scale and crop
     affine: bool = False
-    # all objects of a frame as one (object 1): a portrait's person mask of several people
+    # all objects of a frame as one (object 1): one mask of several people
     merge_objects: bool = False
 
     def __post_init__(self):

@@ -9,7 +9,7 @@
 Only annotated frames are sampled. Objects are the ids of the sample's first frame, renumbered
 1..O with background 0 and padded to a static `max_objects` with a validity mask.
 `select_objects` keeps only some objects (a category's, e.g. YouTube-VOS's people) and can merge
-them into one (a portrait's person mask). `enough_reference_pixels` filters out samples whose
+them into one (one mask of several people). `enough_reference_pixels` filters out samples whose
 reference frame shows an object too small to match against (Voigtlaender et al.'s official
 sampler).
 """

@@ -69,7 +69,7 @@ def base_config(family: str) -> ml_collections.ConfigDict:
         # tfds youtube_vos: only objects of these categories (comma-separated, e.g. "person"),
         # and only the videos that have some
         categories="",
-        # all of a frame's objects as one (a portrait's person mask of several people)
+        # all of a frame's objects as one (one mask of several people, e.g. a person)
         merge_objects=False,
         batch_size=8,  # global, over all hosts and devices
         threads=0,  # grain threads per host (0: one per CPU)
