@@ -1,6 +1,7 @@
 """Running train.py in subprocesses as a user does (shared by the trainer tests)."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,27 @@ def losses(workdir) -> np.ndarray:
     records = [r for r in read_metrics(workdir) if "loss" in r]
     assert [r["step"] for r in records] == list(range(1, len(records) + 1))
     return np.array([r["loss"] for r in records], np.float64)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_processes(env, workdir, *overrides, processes=2, devices=4, config=CONFIG):
+    """train.py as a multi-host job on this machine: `processes` processes of `devices` CPU
+    devices each, joined through a coordinator on 127.0.0.1 (the README's launch by hand)."""
+    address = f"127.0.0.1:{free_port()}"
+    flags = f"--xla_force_host_platform_device_count={devices} {SUBPROCESS_FAST_COMPILE}"
+    procs = []
+    for index in range(processes):
+        host = dict(env, XLA_FLAGS=flags, JAX_COORDINATOR_ADDRESS=address)
+        host.update(JAX_NUM_PROCESSES=str(processes), JAX_PROCESS_ID=str(index))
+        command = _command(workdir, *overrides, config=config)
+        procs.append(subprocess.Popen(command, cwd=REPO, env=host, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))  # fmt: skip
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    for index, (proc, (_, stderr)) in enumerate(zip(procs, outputs, strict=True)):
+        assert proc.returncode == 0, f"process {index}: {stderr[-3000:]}"
+    return [stderr for _, stderr in outputs]

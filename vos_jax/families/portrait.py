@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from vos_jax.convert import Converter
 from vos_jax.convert import mediapipe as official
 from vos_jax.data.pipeline import SampleConfig
+from vos_jax.dtypes import accumulation_dtype
 from vos_jax.families.options import build, require
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.models.portrait import VARIANTS as VARIANTS
@@ -101,19 +102,19 @@ def training_sample(sample: SampleConfig, loss: LossOptions) -> SampleConfig:
     return sample
 
 
-def model_input(frames, prior, in_channels: int):
+def model_input(frames, prior, in_channels: int, dtype=jnp.float32):
     """frames [N, H, W, 3] uint8 or 0..255 floats, prior [N, H, W] in 0..1 -> [N, H, W, C] in
     0..1 (the prior only where the model takes one)."""
-    rgb = jnp.asarray(frames, jnp.float32) / 255.0
+    rgb = jnp.asarray(frames, dtype) / 255.0
     if in_channels == 3:
         return rgb
-    return jnp.concatenate([rgb, jnp.asarray(prior, jnp.float32)[..., None]], axis=-1)
+    return jnp.concatenate([rgb, jnp.asarray(prior, dtype)[..., None]], axis=-1)
 
 
 def log_probs(logits):
     """(log P(background), log P(foreground)) [N, H, W] of the model's logits: a softmax over
-    two channels (the hair graph) or a sigmoid of one (the selfie graph)."""
-    logits = jnp.asarray(logits, jnp.float32)
+    two channels (the hair graph) or a sigmoid of one (the selfie graph), in float32 at least."""
+    logits = jnp.asarray(logits, accumulation_dtype(logits.dtype))
     if logits.shape[-1] == 1:
         return jax.nn.log_sigmoid(-logits[..., 0]), jax.nn.log_sigmoid(logits[..., 0])
     logp = jax.nn.log_softmax(logits, axis=-1)
@@ -137,7 +138,7 @@ def _boundary_band(target, radius: int):
     window = (1, 2 * radius + 1, 2 * radius + 1)
     grow = jax.lax.reduce_window(target, -jnp.inf, jax.lax.max, window, (1, 1, 1), "SAME")
     shrink = jax.lax.reduce_window(target, jnp.inf, jax.lax.min, window, (1, 1, 1), "SAME")
-    return (grow != shrink).astype(jnp.float32)
+    return (grow != shrink).astype(target.dtype)
 
 
 def loss(model: PortraitModel, params, batch_stats, batch: dict, key, step, **options):
@@ -146,18 +147,19 @@ def loss(model: PortraitModel, params, batch_stats, batch: dict, key, step, **op
     blog's emphasis on sharp boundaries: most of the error of a coarse mask lies there);
     void pixels (255) excluded. -> (mean over weighted pixels, (batch_stats, metrics))."""
     o = build(LossOptions, options)
+    acc = accumulation_dtype(model.dtype)  # float32, float64 in the equivalence checks
     frames = batch["frames"][:, 0]  # [B, H, W, 3]
     masks = batch["masks"][:, 0].astype(jnp.int32)
     prior = batch["prior"][:, 0].astype(jnp.int32)
     valid = batch["object_valid"][:, 1:].astype(bool)  # [B, O]
     slots = valid.shape[1]
     ids = jnp.arange(1, slots + 1)[None, :, None, None]
-    target = (masks[:, None] == ids).astype(jnp.float32)  # [B, O, H, W]
-    given = (prior[:, None] == ids).astype(jnp.float32)
+    target = (masks[:, None] == ids).astype(acc)  # [B, O, H, W]
+    given = (prior[:, None] == ids).astype(acc)
     n = frames.shape[0] * slots
     x = model_input(jnp.repeat(frames, slots, axis=0), given.reshape(n, *given.shape[2:]),
-                    model.in_channels)  # fmt: skip
-    logits = model.apply({"params": params}, x).astype(jnp.float32)  # [B O, H, W, 2]
+                    model.in_channels, acc)  # fmt: skip
+    logits = model.apply({"params": params}, x).astype(acc)  # [B O, H, W, 2]
     log_back, log_fore = log_probs(logits)
     target = target.reshape(n, *target.shape[2:])
     nll = -(target * log_fore + (1 - target) * log_back)

@@ -18,6 +18,7 @@ import json
 import os
 from pathlib import Path
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -51,7 +52,11 @@ def save_model(
     if path.exists():
         raise FileExistsError(f"{path}: already exists; choose a new checkpoint folder")
     path.mkdir(parents=True)
-    checkpointer = ocp.StandardCheckpointer()
+    # Written by this process alone (host-local arrays; in a multi-host job only process 0 saves
+    # the published model: orbax's default would wait for every process at a barrier).
+    me = jax.process_index()
+    only_me = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    checkpointer = ocp.StandardCheckpointer(multiprocessing_options=only_me)
     checkpointer.save(path / "variables", variables)
     checkpointer.wait_until_finished()
     meta = {

@@ -54,6 +54,10 @@ def maybe_initialize_distributed() -> None:
     jax.distributed.initialize(
         **{key: int(os.environ[name]) for key, name in given.items() if os.environ.get(name)}
     )
+    logging.warning(
+        "process %d of %d: %d of %d devices", jax.process_index(), jax.process_count(),
+        jax.local_device_count(), jax.device_count(),
+    )  # fmt: skip
 
 
 class _Sigterm:
