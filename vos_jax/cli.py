@@ -39,6 +39,16 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def _csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -124,22 +134,30 @@ def load_propagator(args: argparse.Namespace):
 
 
 def run_segment(args: argparse.Namespace) -> None:
-    from vos_jax.inference.segment import parse_boxes, segment_video
+    from vos_jax.inference import segment
 
-    boxes = parse_boxes(args.boxes) if args.boxes is not None else None  # before loading
-    propagator = load_propagator(args)
-    name = Path(args.frames).stem if Path(args.frames).is_file() else Path(args.frames).name
+    boxes = segment.parse_boxes(args.boxes) if args.boxes is not None else None  # before loading
     out = Path(args.out)
-    overlay = None if args.no_overlay else out / f"{name}_overlay.mp4"
-    tracks = out / f"{name}_tracks.json"
-    count = segment_video(
-        propagator, args.frames, args.masks, out / name, overlay, args.overwrite, boxes, tracks
-    )
-    print(
-        f"segmented {count} frames into {out / name}"
-        + (f"; overlay {overlay}" if overlay else "")
-        + (f"; boxes and scores {tracks}" if tracks.exists() else "")
-    )
+    if segment.is_folder_of_videos(args.frames):
+        if boxes is not None:
+            raise ValueError("--boxes: one video's boxes; a folder of videos takes --masks")
+        videos = segment.folder_of_videos(args.frames, args.masks, out, not args.no_overlay)
+    else:
+        path = Path(args.frames)
+        name = path.stem if path.is_file() else path.name
+        overlay = None if args.no_overlay else out / f"{name}_overlay.mp4"
+        masks = None if args.masks is None else Path(args.masks)
+        videos = [
+            segment.VideoFiles(path, masks, out / name, overlay, out / f"{name}_tracks.json", boxes)
+        ]
+    propagator = load_propagator(args)
+    counts = segment.segment_videos(propagator, videos, args.batch, args.overwrite)
+    for video, count in zip(videos, counts, strict=True):
+        print(
+            f"segmented {count} frames into {video.out_dir}"
+            + (f"; overlay {video.overlay}" if video.overlay else "")
+            + (f"; boxes and scores {video.tracks}" if video.tracks.exists() else "")
+        )
 
 
 def run_eval(args: argparse.Namespace) -> list:
@@ -362,7 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", "--family", default=None, help="family, checked against the checkpoint"
     )
     segment.add_argument("--checkpoint", required=True)
-    segment.add_argument("--frames", required=True, help="folder of frames or a video file")
+    segment.add_argument(
+        "--frames",
+        required=True,
+        help="folder of frames or a video file; or a folder of those (every video, --batch at a "
+        "time; --masks then holds <video>/ or <video>.png)",
+    )
     segment.add_argument(
         "--masks",
         default=None,
@@ -376,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--out", required=True, help="results root: <out>/<video>/<frame>.png")
     segment.add_argument("--no_overlay", action="store_true")
     segment.add_argument("--overwrite", action="store_true")
+    segment.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=1,
+        help="videos per compiled call (a folder of videos)",
+    )
     add_engine_arguments(segment)
     segment.set_defaults(func=run_segment)
 

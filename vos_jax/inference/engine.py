@@ -1,13 +1,16 @@
 """Propagate a video with any family's `(init, step)` pair (`families.propagator.Propagator`).
 
-Two drivers: `propagate` (and `propagate_free` for unsupervised models) streams frames one by one
-in constant device memory and yields a `FrameResult` per frame; `propagate_clip` runs a
-fixed-length clip under `lax.scan` (benchmarks, training-time rollouts).
+Two drivers: `propagate_videos` streams the frames of many videos, a batch of videos per compiled
+call, in constant device memory and yields a `FrameResult` per frame (`propagate`, and
+`propagate_free` for unsupervised models: one video); `propagate_clip` runs a fixed-length clip
+under `lax.scan` (benchmarks, training-time rollouts).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax
@@ -16,7 +19,10 @@ import numpy as np
 
 from vos_jax.families.propagator import Prediction, Propagator
 
-__all__ = ["FrameResult", "ObjectSlots", "Propagator", "propagate", "propagate_clip"]
+__all__ = [
+    "FrameResult", "ObjectSlots", "Propagator", "Video", "propagate", "propagate_clip",
+    "propagate_free", "propagate_videos",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class FrameResult:
     scores: np.ndarray  # [n] float32 per-object confidence (1.0 where the object was given)
     boxes: np.ndarray | None = None  # [n, 4] axis-aligned (x0, y0, x1, y1), pixels
     rotated: np.ndarray | None = None  # [n, 4, 2] rotated box corners (x, y)
+    probs: np.ndarray | None = None  # [H, W, n + 1] float32, background first (keep_probs)
 
 
 def _slot_scores(prediction: Prediction) -> jax.Array:
@@ -38,16 +45,19 @@ def _slot_scores(prediction: Prediction) -> jax.Array:
     return jnp.max(prediction.probs, axis=(1, 2))
 
 
-def _record(prediction: Prediction, ids: list[int], labels: np.ndarray) -> FrameResult:
-    """Batch element 0 of a prediction, restricted to the slots in use."""
+def _record(
+    prediction: Prediction, b: int, ids: list[int], labels: np.ndarray, probs: bool
+) -> FrameResult:
+    """Batch element b of a prediction, restricted to the slots in use."""
     n = len(ids)
-    take = lambda x: None if x is None else np.asarray(x[0, 1 : n + 1])
+    take = lambda x: None if x is None else np.asarray(x[b, 1 : n + 1])
     return FrameResult(
         labels=labels,
         ids=tuple(ids),
-        scores=np.asarray(_slot_scores(prediction)[0, 1 : n + 1], np.float32),
+        scores=np.asarray(_slot_scores(prediction)[b, 1 : n + 1], np.float32),
         boxes=take(prediction.boxes),
         rotated=take(prediction.rotated),
+        probs=np.asarray(prediction.probs[b, ..., : n + 1], np.float32) if probs else None,
     )
 
 
@@ -87,11 +97,128 @@ class ObjectSlots:
         return np.asarray([0, *self.ids], np.uint8)[slots]
 
 
-def _check_frame(t: int, frame: np.ndarray, shape, given: np.ndarray | None) -> None:
-    if shape is not None and frame.shape != shape:
-        raise ValueError(f"frame {t} has shape {frame.shape}, frame 0 had {shape}")
-    if given is not None and given.shape != frame.shape[:2]:
-        raise ValueError(f"mask of frame {t} is {given.shape}, frames are {frame.shape[:2]}")
+@dataclass(frozen=True)
+class Video:
+    """One video for `propagate_videos`: its frames ([H, W, 3] uint8, any iterable: read as
+    needed), frame 0's mask of object ids (None for an unsupervised propagator; all-background
+    is valid) and {t: mask} of the objects that first appear at frame t."""
+
+    frames: Iterable[np.ndarray]
+    first_mask: np.ndarray | None = None
+    later_masks: dict[int, np.ndarray] | None = None
+
+
+class _Stream:
+    """One video's place in a batch: its reader, its object ids <-> slots, its arrivals."""
+
+    def __init__(self, index: int, video: Video, propagator: Propagator):
+        self.index, self.frames = index, iter(video.frames)
+        self.objects = ObjectSlots(propagator.max_objects)
+        self.given = {0: video.first_mask, **(video.later_masks or {})}
+        self.limit = propagator.max_arrival_frames
+        self.t, self.shape, self.arrivals, self.last = -1, None, 0, None
+        if propagator.unsupervised:  # the discovered objects: slot k -> id k
+            if video.first_mask is not None:
+                raise ValueError("an unsupervised (zero-shot) propagator takes no masks")
+            self.objects.ids = list(range(1, propagator.max_objects + 1))
+
+    def read(self) -> np.ndarray | None:
+        """The video's next frame (checked), or None once it has ended."""
+        frame = next(self.frames, None)
+        if frame is None:
+            return None
+        self.t += 1
+        self.last = frame = np.asarray(frame)
+        given = self.given.get(self.t)
+        if self.shape is not None and frame.shape != self.shape:
+            raise ValueError(f"frame {self.t} has shape {frame.shape}, frame 0 had {self.shape}")
+        if given is not None and given.shape != frame.shape[:2]:
+            raise ValueError(
+                f"mask of frame {self.t} is {given.shape}, frames are {frame.shape[:2]}"
+            )
+        self.shape = frame.shape
+        return frame
+
+    def inputs(self, frame: np.ndarray):
+        """(frame, given slot ids [H, W], newly given slots [O + 1]) of the frame just read."""
+        given = self.given.get(self.t)
+        none = np.zeros(self.objects.max_objects + 1, bool)
+        new = self.objects.add(given) if given is not None else none
+        self.arrivals += bool(new.any()) or self.t == 0
+        if self.limit is not None and self.arrivals > self.limit:
+            raise ValueError(
+                f"frame {self.t} brings new objects, but the model keeps at most {self.limit} "
+                "frames with given objects; raise that limit in its inference options"
+            )
+        slots = self.objects.to_slots(given) if given is not None else None
+        return frame, slots, new
+
+
+def _idle(shape, slots: int, frame=None):
+    """The inputs of a batch element with no video (ended, or beyond the last video): its last
+    frame again (or zeros), nothing given; its predictions are dropped."""
+    frame = np.zeros(shape, np.uint8) if frame is None else frame
+    return frame, None, np.zeros(slots, bool)
+
+
+def _propagate_group(propagator, streams: list[_Stream], batch: int, pool, probs: bool):
+    state, first = None, True
+    while True:
+        frames = list(pool.map(_Stream.read, streams))  # the videos' next frames, side by side
+        if first and any(f is None for f in frames):
+            raise ValueError(f"video {streams[frames.index(None)].index} has no frames")
+        if all(f is None for f in frames):
+            return
+        shapes = {s.shape for s in streams}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"videos {[s.index for s in streams]} have frames of sizes {sorted(shapes)}: "
+                "a batch takes videos of one size (group them by size)"
+            )
+        shape, slots = streams[0].shape, propagator.max_objects + 1
+        inputs = [
+            stream.inputs(f) if f is not None else _idle(shape, slots, stream.last)
+            for stream, f in zip(streams, frames, strict=True)
+        ] + [_idle(shape, slots)] * (batch - len(streams))
+        arrays = (
+            np.stack([x[0] for x in inputs]),
+            np.stack([np.zeros(shape[:2], np.int32) if x[1] is None else x[1] for x in inputs]),
+            np.stack([x[2] for x in inputs]),
+        )
+        if first:
+            first, state = False, propagator.init(*arrays)
+            if not propagator.unsupervised:  # frame 0 is given
+                for stream, (frame, given, _) in zip(streams, inputs, strict=False):
+                    labels = stream.objects.to_ids(given)
+                    yield stream.index, frame, _given(stream.objects.ids, labels)
+                continue
+        state, prediction = propagator.step(state, *arrays)
+        labels = np.asarray(jnp.argmax(prediction.probs, axis=-1))  # [B, H, W] slots
+        for b, (stream, frame) in enumerate(zip(streams, frames, strict=True)):
+            if frame is not None:
+                ids, labels_b = stream.objects.ids, stream.objects.to_ids(labels[b])
+                yield stream.index, frame, _record(prediction, b, ids, labels_b, probs)
+
+
+def propagate_videos(
+    propagator: Propagator, videos: Iterable[Video], batch: int = 1, keep_probs: bool = False
+) -> Iterator[tuple[int, np.ndarray, FrameResult]]:
+    """Segment many videos `batch` at a time, each step of a batch in one compiled call; yields
+    (index of the video in `videos`, frame, `FrameResult`) as frames are done, every video's in
+    its frame order. The videos of a batch start together; one that ends first idles (its last
+    frame again, its predictions dropped) until the longest ends, and a last batch with fewer
+    videos is padded with empty ones, so every call has the same shapes: one compilation per
+    frame size. Videos of one batch must share their frame size (group them by size, longest
+    first within a size, to idle least: `segment_videos` does). Frames of a batch's videos are
+    read side by side, one reader thread per video. Each video's results equal those of
+    batch 1 (the batch elements never mix; float32 rounding may differ in the last bits).
+    `keep_probs`: each predicted frame's result carries its probabilities."""
+    if batch < 1:
+        raise ValueError(f"batch={batch}: expected a positive number of videos per call")
+    indexed = enumerate(videos)
+    with ThreadPoolExecutor(batch, thread_name_prefix="frames") as pool:
+        while group := [_Stream(i, v, propagator) for i, v in itertools.islice(indexed, batch)]:
+            yield from _propagate_group(propagator, group, batch, pool, keep_probs)
 
 
 def propagate(
@@ -107,31 +234,11 @@ def propagate(
     object arrives); `later_masks`: {t: [H, W] ids} for objects that first appear at frame t.
     Frame 0 yields the given mask.
     """
-    later_masks = later_masks or {}
-    slots = ObjectSlots(propagator.max_objects)
-    state, shape, arrivals = None, None, 0  # arrivals: frames that brought objects
-    for t, frame in enumerate(frames):
-        frame = np.asarray(frame)
-        given = first_mask if t == 0 else later_masks.get(t)
-        _check_frame(t, frame, shape, given)
-        shape = frame.shape
-        new = slots.add(given) if given is not None else np.zeros(slots.max_objects + 1, bool)
-        arrivals += bool(new.any()) or t == 0
-        limit = propagator.max_arrival_frames
-        if limit is not None and arrivals > limit:
-            raise ValueError(
-                f"frame {t} brings new objects, but the model keeps at most {limit} frames with "
-                "given objects; raise that limit in its inference options"
-            )
-        given_slots = slots.to_slots(given) if given is not None else np.zeros(shape[:2], np.int32)
-        batch = (frame[None], given_slots[None], new[None])
-        if state is None:
-            state = propagator.init(*batch)
-            yield _given(slots.ids, slots.to_ids(given_slots))
-            continue
-        state, prediction = propagator.step(state, *batch)
-        labels = slots.to_ids(np.asarray(jnp.argmax(prediction.probs[0], axis=-1)))
-        yield _record(prediction, slots.ids, labels)
+    if first_mask is None:
+        raise ValueError("first_mask: the first frame's [H, W] object ids (zeros: none yet)")
+    video = Video(frames, np.asarray(first_mask), later_masks)
+    for _, _, result in propagate_videos(propagator, [video]):
+        yield result
 
 
 def propagate_free(propagator: Propagator, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
@@ -139,19 +246,8 @@ def propagate_free(propagator: Propagator, frames: Iterable[np.ndarray]) -> Iter
     per frame whose labels are the discovered objects (slot k -> id k, 0 background)."""
     if not propagator.unsupervised:
         raise ValueError("propagate_free needs an unsupervised (zero-shot) propagator")
-    state, shape = None, None
-    slot_ids = list(range(1, propagator.max_objects + 1))
-    for t, frame in enumerate(frames):
-        frame = np.asarray(frame)
-        _check_frame(t, frame, shape, None)
-        shape = frame.shape
-        empty = np.zeros((1, *shape[:2]), np.int32)
-        none = np.zeros((1, propagator.max_objects + 1), bool)
-        if state is None:
-            state = propagator.init(frame[None], empty, none)
-        state, prediction = propagator.step(state, frame[None], empty, none)
-        labels = np.asarray(jnp.argmax(prediction.probs[0], axis=-1)).astype(np.uint8)
-        yield _record(prediction, slot_ids, labels)
+    for _, _, result in propagate_videos(propagator, [Video(frames)]):
+        yield result
 
 
 def propagate_clip(propagator: Propagator, frames, first_masks, valid):

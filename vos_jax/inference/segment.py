@@ -8,14 +8,15 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vos_jax.inference.engine import Propagator, propagate, propagate_free
+from vos_jax.inference.engine import Propagator, Video, propagate_videos
 from vos_jax.io.layouts import DavisLayout
 from vos_jax.io.masks import read_mask, write_mask
-from vos_jax.io.video import OverlayWriter, frame_names, read_frames
+from vos_jax.io.video import IMAGE_SUFFIXES, OverlayWriter, frame_names, frame_size, read_frames
 
 
 def given_masks(masks: str | os.PathLike, names: list[str]) -> dict[int, object]:
@@ -98,6 +99,129 @@ def _track_record(name: str, result) -> dict:
     return {"frame": name, "objects": objects}
 
 
+@dataclass(frozen=True)
+class VideoFiles:
+    """One video of `segment_videos`: its frames (a folder or a video file), its given masks (a
+    PNG or a folder of them; None for an unsupervised model) or, for trackers, first-frame boxes
+    [N, 4] (x, y, w, h), and where its results go: `out_dir/<frame>.png`, an overlay MP4 and,
+    for a tracker, the `tracks` JSON of boxes and scores."""
+
+    frames: Path
+    masks: Path | None = None
+    out_dir: Path = Path("results")
+    overlay: Path | None = None
+    tracks: Path | None = None
+    boxes: np.ndarray | None = None
+
+
+class _Results:
+    """Writes one video's results as its frames are done."""
+
+    def __init__(self, files: VideoFiles, names: list[str], overwrite: bool):
+        self.files, self.names, self.done = files, names, 0
+        out = files.out_dir
+        if out.exists() and any(out.glob("*.png")) and not overwrite:
+            raise FileExistsError(f"{out}: already holds results; pass --overwrite to replace them")
+        out.mkdir(parents=True, exist_ok=True)
+        self.writer = OverlayWriter(files.overlay) if files.overlay else None
+        self.records, self.first = [], None
+
+    def add(self, frame: np.ndarray, result) -> None:
+        name = self.names[self.done]
+        self.done += 1
+        write_mask(self.files.out_dir / f"{name}.png", result.labels)
+        if self.writer:
+            self.writer.write(frame, result.labels, result.rotated)
+        if self.first is None:
+            self.first = (name, result)
+        elif result.boxes is not None:  # a tracker: every frame, the first one too
+            self.records = self.records or [_track_record(*self.first)]
+            self.records.append(_track_record(name, result))
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+        if self.files.tracks and self.records:
+            self.files.tracks.write_text(json.dumps({"frames": self.records}, indent=1))
+
+
+def _video(propagator: Propagator, files: VideoFiles, names: list[str]) -> Video:
+    """The engine's view of a video: its frame stream and given masks, checked."""
+    masks, boxes = files.masks, files.boxes
+    if masks is not None and boxes is not None:
+        raise ValueError("--masks and --boxes: give one of them")
+    if propagator.unsupervised != (masks is None and boxes is None):
+        raise ValueError(
+            "masks: an unsupervised (zero-shot) model takes none; a semi-supervised one needs "
+            "the first frame's mask (or, for a tracker, boxes)"
+        )
+    if boxes is not None:
+        height, width = frame_size(files.frames)
+        given = {0: boxes_mask(boxes, height, width, propagator.max_objects)}
+    else:
+        given = given_masks(masks, names) if masks is not None else {0: None}
+    first = given.pop(0)
+    return Video(read_frames(files.frames), first, given)
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+def is_folder_of_videos(frames: str | os.PathLike) -> bool:
+    """A folder without frames of its own but with folders of frames or video files in it."""
+    folder = Path(frames)
+    if not folder.is_dir() or any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+        return False
+    return any(p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES for p in folder.iterdir())
+
+
+def folder_of_videos(
+    frames: str | os.PathLike, masks: str | os.PathLike | None, out: Path, overlay: bool
+) -> list[VideoFiles]:
+    """Every video of a folder (sub-folders of frames, video files; e.g. DAVIS's
+    JPEGImages/480p) with its masks from `masks/<video>/` or `masks/<video>.png` (e.g.
+    Annotations/480p); results in `out/<video>/`, overlays `out/<video>_overlay.mp4`."""
+    paths = sorted(
+        p for p in Path(frames).iterdir() if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES
+    )
+    videos = []
+    for path in paths:
+        name = path.stem if path.is_file() else path.name
+        given = None
+        if masks is not None:
+            options = [Path(masks) / name, Path(masks) / f"{name}.png"]
+            given = next((m for m in options if m.exists()), None)
+            if given is None:
+                raise FileNotFoundError(f"--masks {masks}: no {name}/ or {name}.png for {path}")
+        over = out / f"{name}_overlay.mp4" if overlay else None
+        videos.append(VideoFiles(path, given, out / name, over, out / f"{name}_tracks.json"))
+    return videos
+
+
+def segment_videos(
+    propagator: Propagator, videos: list[VideoFiles], batch: int = 1, overwrite: bool = False
+) -> list[int]:
+    """Segment videos `batch` at a time in one compiled call per frame (`propagate_videos`):
+    grouped by frame size (one compilation each), longest first within a size so the videos of
+    a batch end close together; -> the number of frames of each video. Every video's masks,
+    given files and output folder are checked before any is segmented."""
+    names = [frame_names(v.frames) for v in videos]
+    engine_videos = [_video(propagator, v, n) for v, n in zip(videos, names, strict=True)]
+    sizes = [frame_size(v.frames) for v in videos]
+    order = sorted(range(len(videos)), key=lambda i: (sizes[i], -len(names[i])))
+    sinks = {i: _Results(videos[i], names[i], overwrite) for i in order}
+    try:
+        for _, same_size in itertools.groupby(order, key=lambda i: sizes[i]):
+            group = list(same_size)
+            results = propagate_videos(propagator, [engine_videos[i] for i in group], batch)
+            for k, frame, result in results:
+                sinks[group[k]].add(frame, result)
+    finally:
+        for sink in sinks.values():
+            sink.close()
+    return [sinks[i].done for i in range(len(videos))]
+
+
 def segment_video(
     propagator: Propagator,
     frames: str | os.PathLike,
@@ -112,49 +236,11 @@ def segment_video(
     `tracks` JSON of boxes and scores); -> number of frames. An unsupervised propagator takes no
     masks (`masks` None) and discovers the objects; `boxes` [N, 4] (x, y, w, h) instead of masks
     start a tracker from boxes."""
-    names = frame_names(frames)
-    if masks is not None and boxes is not None:
-        raise ValueError("--masks and --boxes: give one of them")
-    if propagator.unsupervised != (masks is None and boxes is None):
-        raise ValueError(
-            "masks: an unsupervised (zero-shot) model takes none; a semi-supervised one needs "
-            "the first frame's mask (or, for a tracker, boxes)"
-        )
-    if boxes is not None:
-        height, width = next(iter(read_frames(frames))).shape[:2]
-        given = {0: boxes_mask(boxes, height, width, propagator.max_objects)}
-    else:
-        given = given_masks(masks, names) if masks is not None else {0: None}
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.glob("*.png")) and not overwrite:
-        raise FileExistsError(f"{out_dir}: already holds results; pass --overwrite to replace them")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writer = OverlayWriter(overlay) if overlay else None
-    first = given.pop(0)
-    # Two views of one frame stream: the engine reads a frame, then we write its overlay; tee
-    # holds only that one frame in between.
-    for_engine, for_overlay = itertools.tee(read_frames(frames))
-    if propagator.unsupervised:
-        results = propagate_free(propagator, for_engine)
-    else:
-        results = propagate(propagator, for_engine, first, given)
-    records, first_result = [], None
-    try:
-        for name, frame, result in zip(names, for_overlay, results, strict=True):
-            write_mask(out_dir / f"{name}.png", result.labels)
-            if writer:
-                writer.write(frame, result.labels, result.rotated)
-            if first_result is None:
-                first_result = (name, result)
-            elif result.boxes is not None:  # a tracker: every frame, the first one too
-                records = records or [_track_record(*first_result)]
-                records.append(_track_record(name, result))
-    finally:
-        if writer:
-            writer.close()
-    if tracks and records:
-        Path(tracks).write_text(json.dumps({"frames": records}, indent=1))
-    return len(names)
+    optional = lambda p: None if p is None else Path(p)
+    files = VideoFiles(
+        Path(frames), optional(masks), Path(out_dir), optional(overlay), optional(tracks), boxes
+    )
+    return segment_videos(propagator, [files], 1, overwrite)[0]
 
 
 def segment_davis(

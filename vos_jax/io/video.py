@@ -64,6 +64,18 @@ def read_frames(source: str | os.PathLike) -> Iterator[np.ndarray]:
         capture.release()
 
 
+def frame_size(source: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of a video's frames, from its first frame (a folder) or its header (a file)."""
+    source = Path(source)
+    if source.is_dir():
+        return next(read_frames(source)).shape[:2]
+    _video_length(source)
+    capture = cv2.VideoCapture(os.fspath(source))
+    size = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    capture.release()
+    return size
+
+
 def video_fps(source: str | os.PathLike, default: float = 24.0) -> float:
     """Frames per second of a video file (`default` for a folder of frames or an unknown rate)."""
     source = Path(source)
