@@ -1,6 +1,7 @@
 """benchmarks/ scripts print one JSON line (tiny models, small frames) and vos_jax.bench."""
 
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -91,8 +92,14 @@ def test_bench_flops_are_per_frame_and_json_lines_append(capsys, tmp_path):
 
 def test_bench_train_step_on_eight_devices(capsys):
     line = _bench(capsys, "--family", "portrait", "--mode", "train", "--steps", "2",
-                  "--size", "64x96", "--batch", "8")  # fmt: skip
+                  "--size", "64x96", "--batch", "8", "--threads", "1")  # fmt: skip
     assert line["devices"] == len(jax.devices()) == 8 and line["recompiles"] == 0
+    # Also fed by the input pipeline, a new batch each step: at least as slow (give or take
+    # the timers' noise), the stall its excess.
+    assert line["threads"] == 1 and line["input_ms_per_step"] > 0.5 * line["ms_per_step"]
+    assert line["input_stall"] == pytest.approx(
+        max(line["input_ms_per_step"] / line["ms_per_step"] - 1, 0), abs=2e-3
+    )
     assert line["size"] == [64, 96] and line["batch"] == 8 and line["frames"] == 1
     assert line["gflops_per_step"] > 0 and np.isfinite(line["loss"])
     assert line["clips_per_s"] == pytest.approx(8e3 / line["ms_per_step"], rel=1e-2)
@@ -125,3 +132,16 @@ def test_bench_refuses_an_unknown_family(capsys):
     assert main(["bench", "--family", "maskrcnn"]) == 2
     assert "--family: expected one of" in capsys.readouterr().err
     assert main(["bench", "--family", "rvos", "--batch", "0"]) == 2
+
+
+def test_train_step_benchmark_times_a_dataset_config_on_synthetic_data(capsys, monkeypatch):
+    """benchmarks/train_step.py (a wrapper of bench.train) on a DAVIS config: its model, loss and
+    optimizer, the built-in synthetic videos in place of the dataset."""
+    argv = ["train_step.py", "--config", "vos_jax/configs/rvos_davis.py", "--variant", "tiny",
+            "--crop", "64x96", "--batch", "8", "--steps", "1"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(REPO / "benchmarks" / "train_step.py"), run_name="__main__")
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["benchmark"] == "train_step" and line["family"] == "rvos"
+    assert line["config"].endswith("rvos_davis.py") and line["size"] == [64, 96]
+    assert line["recompiles"] == 0 and np.isfinite(line["loss"]) and line["gflops_per_step"] > 0

@@ -309,7 +309,8 @@ def _bench_once(args: argparse.Namespace, dtype: str, batch, objects) -> dict:
     if args.mode == "train":
         from vos_jax.bench.train import train
 
-        return train(args.family, steps=args.steps, fsdp=args.fsdp, **common)
+        return train(args.family, steps=args.steps, fsdp=args.fsdp, config=args.config,
+                     threads=args.threads, **common)  # fmt: skip
     from vos_jax.bench.infer import infer
 
     defaults = {"size": (240, 432), "objects": 3, "batch": 1, "frames": 10}
@@ -456,6 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", default="float32", choices=["float32", "f32", "bfloat16", "bf16"])
     bench.add_argument("--steps", type=int, default=5, help="train: steps timed")
     bench.add_argument("--fsdp", type=int, default=1, help="train: the mesh's fsdp axis")
+    bench.add_argument(
+        "--config", default=None, help="train: a config of the family (default: its synthetic one)"
+    )
+    bench.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="train: also time steps fed by the input pipeline with N threads (stall)",
+    )
     bench.add_argument(
         "--peak_tflops", type=float, default=None, help="the device's dense peak (for MFU)"
     )
