@@ -7,8 +7,9 @@ per step, MFU, memory, recompiles).
         [--fsdp 1] [--peak_tflops T] [--threads N]
 
 `--threads N` also times the steps fed by the trainer's input pipeline (N threads; a new batch
-every step) and reports the stall against the pre-fetched batch. The config's data is replaced by the built-in synthetic videos at its crop (the step's cost does
-not depend on the pixels); its model, loss, optimizer and sample shapes are kept.
+every step) and reports the stall against the pre-fetched batch. The config's data is replaced
+by the built-in synthetic videos at its crop (the step's cost does not depend on the pixels);
+its model, loss, optimizer and sample shapes are kept.
 """
 
 from __future__ import annotations

@@ -150,7 +150,8 @@ class _Stream:
                 f"frame {self.t} brings new objects, but the model keeps at most {self.limit} "
                 "frames with given objects; raise that limit in its inference options"
             )
-        slots = self.objects.to_slots(given) if given is not None else None
+        none_given = np.zeros(frame.shape[:2], np.int32)
+        slots = self.objects.to_slots(given) if given is not None else none_given
         return frame, slots, new
 
 
@@ -158,7 +159,7 @@ def _idle(shape, slots: int, frame=None):
     """The inputs of a batch element with no video (ended, or beyond the last video): its last
     frame again (or zeros), nothing given; its predictions are dropped."""
     frame = np.zeros(shape, np.uint8) if frame is None else frame
-    return frame, None, np.zeros(slots, bool)
+    return frame, np.zeros(shape[:2], np.int32), np.zeros(slots, bool)
 
 
 def _propagate_group(propagator, streams: list[_Stream], batch: int, pool, probs: bool):
@@ -182,7 +183,7 @@ def _propagate_group(propagator, streams: list[_Stream], batch: int, pool, probs
         ] + [_idle(shape, slots)] * (batch - len(streams))
         arrays = (
             np.stack([x[0] for x in inputs]),
-            np.stack([np.zeros(shape[:2], np.int32) if x[1] is None else x[1] for x in inputs]),
+            np.stack([x[1] for x in inputs]),
             np.stack([x[2] for x in inputs]),
         )
         if first:
