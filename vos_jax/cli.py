@@ -143,13 +143,7 @@ def run_segment(args: argparse.Namespace) -> None:
             raise ValueError("--boxes: one video's boxes; a folder of videos takes --masks")
         videos = segment.folder_of_videos(args.frames, args.masks, out, not args.no_overlay)
     else:
-        path = Path(args.frames)
-        name = path.stem if path.is_file() else path.name
-        overlay = None if args.no_overlay else out / f"{name}_overlay.mp4"
-        masks = None if args.masks is None else Path(args.masks)
-        videos = [
-            segment.VideoFiles(path, masks, out / name, overlay, out / f"{name}_tracks.json", boxes)
-        ]
+        videos = [segment.video_files(args.frames, args.masks, out, not args.no_overlay, boxes)]
     propagator = load_propagator(args)
     counts = segment.segment_videos(propagator, videos, args.batch, args.overwrite)
     for video, count in zip(videos, counts, strict=True):

@@ -2,7 +2,7 @@
 
 - `triplet` (Voigtlaender et al. 2019, SPEC section 1): a reference frame, a previous frame and
   the current frame, previous -> current `1..max_gap` frames apart (adjacent by default, as the
-  official `sample_adjacent_and_consistent_query_frames=True`, feelvos/common.py:42).
+  official `sample_adjacent_and_consistent_query_frames=True`, the official common.py:42).
 - `clip` (Ventura et al. 2019, SPEC section 2): T frames at a fixed stride from a random start.
 - `static` (MaskTrack, SPEC section 4): one annotated frame, turned into a pseudo-video by
   augmentation (see `augment.static_pseudo_video`).
@@ -31,7 +31,7 @@ def triplet_indices(annotated: np.ndarray, max_gap: int, rng: np.random.Generato
     A video with a single annotated frame gives that frame three times.
 
     With max_gap = 1 (the default) previous and current are adjacent annotated frames, as in the
-    official sampler (feelvos/utils/video_input_generator.py:332-353: query start uniform in
+    official sampler (the official utils/video_input_generator.py:332-353: query start uniform in
     [0, T-3], queries start and start + 1). Two deliberate differences: the official reference is
     uniform over all frames, the current one included, and its current frame is never the last.
     """
@@ -105,7 +105,7 @@ def select_objects(masks: np.ndarray, keep_ids: tuple[int, ...] | None, merge: b
 def enough_reference_pixels(mask: np.ndarray, min_pixels: int) -> bool:
     """The official triplet sampler's small-object filter on a (cropped) reference mask [H, W].
 
-    Official (feelvos/utils/video_input_generator.py:28, 136-194, 522-537, MIN_LABEL_COUNT = 10):
+    Official (utils/video_input_generator.py:28, 136-194, 522-537, MIN_LABEL_COUNT = 10):
     the reference labels nearest-resized with align_corners to the stride-4 grid, every label
     present (background and void included) must have >= min_pixels pixels there, and foreground
     (anything but 0) and background >= min_pixels each; a failing sample is dropped. The grid is

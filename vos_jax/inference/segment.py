@@ -175,6 +175,22 @@ def is_folder_of_videos(frames: str | os.PathLike) -> bool:
     return any(p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES for p in folder.iterdir())
 
 
+def video_files(
+    frames: str | os.PathLike,
+    masks: str | os.PathLike | None,
+    out: Path,
+    overlay: bool,
+    boxes: np.ndarray | None = None,
+) -> VideoFiles:
+    """One video's files: results in `out/<video>/`, the overlay `out/<video>_overlay.mp4`, a
+    tracker's boxes `out/<video>_tracks.json` (<video>: the folder's or the file's name)."""
+    path = Path(frames)
+    name = path.stem if path.is_file() else path.name
+    over = out / f"{name}_overlay.mp4" if overlay else None
+    given = None if masks is None else Path(masks)
+    return VideoFiles(path, given, out / name, over, out / f"{name}_tracks.json", boxes)
+
+
 def folder_of_videos(
     frames: str | os.PathLike, masks: str | os.PathLike | None, out: Path, overlay: bool
 ) -> list[VideoFiles]:
@@ -193,8 +209,7 @@ def folder_of_videos(
             given = next((m for m in options if m.exists()), None)
             if given is None:
                 raise FileNotFoundError(f"--masks {masks}: no {name}/ or {name}.png for {path}")
-        over = out / f"{name}_overlay.mp4" if overlay else None
-        videos.append(VideoFiles(path, given, out / name, over, out / f"{name}_tracks.json"))
+        videos.append(video_files(path, given, out, overlay))
     return videos
 
 
