@@ -71,7 +71,7 @@ def video():
 # on their own while the other worker idles.
 LONGEST_FIRST = (
     "tests/test_demo.py",
-    "tests/training/test_loop.py",
+    "tests/reliability/test_train_faults.py",
     "tests/training/test_step.py",
     "tests/families/test_siammask_training.py",
     "tests/training/test_loop_equivalence.py",

@@ -137,11 +137,11 @@ def test_bench_refuses_an_unknown_family(capsys):
 def test_train_step_benchmark_times_a_dataset_config_on_synthetic_data(capsys, monkeypatch):
     """benchmarks/train_step.py (a wrapper of bench.train) on a DAVIS config: its model, loss and
     optimizer, the built-in synthetic videos in place of the dataset."""
-    argv = ["train_step.py", "--config", "vos_jax/configs/rvos_davis.py", "--variant", "tiny",
+    argv = ["train_step.py", "--config", "vos_jax/configs/portrait_davis.py", "--variant", "tiny",
             "--crop", "64x96", "--batch", "8", "--steps", "1"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(REPO / "benchmarks" / "train_step.py"), run_name="__main__")
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line["benchmark"] == "train_step" and line["family"] == "rvos"
-    assert line["config"].endswith("rvos_davis.py") and line["size"] == [64, 96]
+    assert line["benchmark"] == "train_step" and line["family"] == "portrait"
+    assert line["config"].endswith("portrait_davis.py") and line["size"] == [64, 96]
     assert line["recompiles"] == 0 and np.isfinite(line["loss"]) and line["gflops_per_step"] > 0

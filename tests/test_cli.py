@@ -63,3 +63,10 @@ def test_convert_has_one_subcommand_per_importer_with_its_flags(capsys):
     assert main(["convert", "feelvos", "--out", "x"]) == 2  # no published FEELVOS weights
     assert main(["convert", "rvos", "--out", "x"]) == 2  # --checkpoint is required
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"vos-jax {version('vos-jax')}"

@@ -65,7 +65,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=_csv_list, default=["J", "F"], help="subset of J,F,T")
     parser.add_argument("--output", default=None, help="where the CSV/JSON go (default: --results)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing result files")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=None, help="processes (default: all CPUs)"
+    )
     parser.add_argument(
         "--checkpoint", default=None, help="segment the set with this model into --results first"
     )
@@ -133,11 +135,12 @@ def load_propagator(args: argparse.Namespace):
     return family.propagator(model, variables, **options)
 
 
-def run_segment(args: argparse.Namespace) -> None:
-    from vos_jax.inference import segment
-
+def _segment(args: argparse.Namespace, segment) -> tuple[list[int], list]:
     boxes = segment.parse_boxes(args.boxes) if args.boxes is not None else None  # before loading
+    max_size = segment.parse_max_size(args.max_size)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: an existing file; expected a folder (made if missing)")
     if segment.is_folder_of_videos(args.frames):
         if boxes is not None:
             raise ValueError("--boxes: one video's boxes; a folder of videos takes --masks")
@@ -145,7 +148,23 @@ def run_segment(args: argparse.Namespace) -> None:
     else:
         videos = [segment.video_files(args.frames, args.masks, out, not args.no_overlay, boxes)]
     propagator = load_propagator(args)
-    counts = segment.segment_videos(propagator, videos, args.batch, args.overwrite)
+    progress = not args.no_progress
+    counts = segment.segment_videos(
+        propagator, videos, args.batch, args.overwrite, max_size, progress
+    )
+    return counts, videos
+
+
+def run_segment(args: argparse.Namespace) -> None:
+    from vos_jax.inference import segment
+    from vos_jax.inference.results import Interrupted, interruptible
+
+    with interruptible():  # Ctrl-C / SIGTERM: partial results removed, one line, no traceback
+        try:
+            counts, videos = _segment(args, segment)
+        except Interrupted as stop:
+            print(f"error: interrupted ({stop}): no partial results kept", file=sys.stderr)
+            raise SystemExit(128 + stop.signum) from None
     for video, count in zip(videos, counts, strict=True):
         print(
             f"segmented {count} frames into {video.out_dir}"
@@ -158,8 +177,11 @@ def run_eval(args: argparse.Namespace) -> list:
     from vos_jax.metrics import evaluation, report
 
     output = Path(args.output or args.results)
-    report.refuse_existing(output, args.set, args.overwrite)  # first: segmenting takes long
+    # First, before segmenting or evaluating (both take long): where the outputs go.
+    report.check_output_dir(output, args.davis_root, "--output" if args.output else "--results")
+    report.refuse_existing(output, args.set, args.overwrite)
     if args.checkpoint:  # segment the set with the model first, into --results
+        report.check_output_dir(args.results, args.davis_root, "--results", "the model's masks")
         from vos_jax.inference.segment import segment_davis
 
         propagator = load_propagator(args)
@@ -216,10 +238,14 @@ def run_synth(args: argparse.Namespace) -> None:
 
 
 def run_build_dataset(args: argparse.Namespace) -> None:
-    from vos_jax.data.build import build_dataset
+    from vos_jax.data.build import prepare
 
-    splits = build_dataset(args.name, args.config, args.manual_dir, args.data_dir)
-    print(f"built {args.name}/{args.config} in {args.data_dir}: splits {', '.join(splits)}")
+    splits, done = prepare(args.name, args.config, args.manual_dir, args.data_dir, args.overwrite)
+    what = f"{args.name}/{args.config} in {args.data_dir}: splits {', '.join(splits)}"
+    if done == "unchanged":
+        print(f"already built from the same --manual_dir files, nothing to do: {what}")
+    else:
+        print(f"{done} {what}")
 
 
 def converters() -> dict:
@@ -336,10 +362,23 @@ def run_demo(args: argparse.Namespace) -> None:
     demo.run(Path(args.out), config=args.config, steps=args.steps, preset=args.preset)
 
 
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata), else the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vos-jax")
+    except PackageNotFoundError:
+        from vos_jax import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vos_jax.data.synthetic import PRESETS
 
     parser = _Parser(prog="vos-jax", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vos-jax {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     synth = sub.add_parser("synth", help="write the built-in synthetic dataset")
@@ -368,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--config", required=True, help="e.g. 2017_480p, 2019")
     build.add_argument("--manual_dir", required=True, help="the extracted official files")
     build.add_argument("--data_dir", required=True, help="where TFDS writes the dataset")
+    build.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a build made from other files (the old one is kept until the new succeeds)",
+    )
     build.set_defaults(func=run_build_dataset)
 
     segment = sub.add_parser("segment", help="segment a video from its first-frame mask")
@@ -393,7 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument("--out", required=True, help="results root: <out>/<video>/<frame>.png")
     segment.add_argument("--no_overlay", action="store_true")
-    segment.add_argument("--overwrite", action="store_true")
+    segment.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a video's whole earlier result (PNG folder, overlay, tracks) when it is done",
+    )
+    segment.add_argument(
+        "--max_size",
+        default=None,
+        help="working resolution: N (longer side at most N px), HxW (fit in HxW) or none; larger "
+        "frames are segmented downscaled, masks written at the frame size (default 854: 480p)",
+    )
+    segment.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
     segment.add_argument(
         "--batch",
         type=_positive_int,
@@ -511,7 +566,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     try:
         args.func(args)
-    except (ValueError, MaskFileError, FileNotFoundError, FileExistsError) as err:
+    except (
+        ValueError,
+        MaskFileError,
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        NotADirectoryError,
+        IsADirectoryError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

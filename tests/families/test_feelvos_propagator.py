@@ -25,3 +25,22 @@ def test_global_matching_every_n_frames(tiny, video):
     assert not np.array_equal(global_maps[1][0], global_maps[1][1])
     np.testing.assert_array_equal(global_maps[2][0], global_maps[2][1])
     np.testing.assert_array_equal(global_maps[2][2], global_maps[1][2])
+
+
+def test_a_float64_model_propagates(video):
+    """model.dtype=float64 (the trainer's checks, with validation on) once failed in the engine's
+    lax.cond: the global map refreshed in float64, the kept one float32."""
+    import jax
+
+    from vos_jax.families import build_model
+    from vos_jax.inference.engine import propagate
+
+    frames, masks = video
+    with jax.enable_x64(True):
+        model, _ = build_model("feelvos", "tiny", dtype=jax.numpy.float64)
+        variables = jax.jit(model.init, static_argnames="num_objects")(
+            jax.random.key(0, impl="unsafe_rbg"), frames[:1], num_objects=4
+        )
+        propagator = feelvos.propagator(model, variables, max_objects=3, global_every=2)
+        results = list(propagate(propagator, frames[:4], masks[0]))
+    assert len(results) == 4 and results[-1].labels.shape == SIZE

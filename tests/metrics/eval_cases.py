@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from vos_jax.cli import main
-from vos_jax.io.masks import write_mask
+from vos_jax.io.masks import davis_palette, write_mask
 
 REPO = Path(__file__).resolve().parents[2]
 H, W = 40, 60
@@ -73,13 +73,24 @@ def make_davis(
     return root
 
 
+def write_result(path: Path, ids: np.ndarray, mode: str = "P") -> None:
+    """A method's result PNG: the ids as palette (or 'L') pixels, encoded as another writer would
+    (zlib level 1), so that perfect results are not byte copies of the ground truth (which the
+    evaluation refuses)."""
+    image = Image.fromarray(ids.astype(np.uint8), mode=mode)
+    if mode == "P":
+        image.putpalette(davis_palette().ravel().tolist())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, compress_level=1)
+
+
 def make_results(
-    root: Path, transform=lambda ids: ids, objects: int = 2, frames: int = N_FRAMES
+    root: Path, transform=lambda ids: ids, objects: int = 2, frames: int = N_FRAMES, mode="P"
 ) -> Path:
     """Result PNGs for every frame of every sequence: transform(ground-truth ids)."""
     for s, seq in enumerate(SEQS):
         for t in range(frames):
-            write_mask(root / seq / f"{t:05d}.png", transform(gt_frame(s, t, objects)))
+            write_result(root / seq / f"{t:05d}.png", transform(gt_frame(s, t, objects)), mode)
     return root
 
 

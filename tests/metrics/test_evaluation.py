@@ -27,6 +27,7 @@ from tests.metrics.eval_cases import (
     written_reports,
 )
 from vos_jax.cli import main
+from vos_jax.io.masks import write_mask
 
 
 def test_semisupervised_perfect_results_files_and_formats(semi, capsys):
@@ -233,3 +234,55 @@ def test_parallel_workers_give_byte_identical_outputs(tmp_path, capsys):
     names = ("global_results-val.csv", "per-sequence_results-val.csv", "results-val.json")
     for name in names:
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+
+
+# ------------------------------------------------------------------- grayscale id masks (mode L)
+
+
+def _grayscale_davis(root, davis):
+    """The ground truth of `davis` re-saved as 8-bit grayscale PNGs of the same ids."""
+    for path in sorted((davis / "Annotations").rglob("*.png")):
+        target = root / path.relative_to(davis)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.array(Image.open(path)), mode="L").save(target)
+    (root / "ImageSets").mkdir(exist_ok=True)
+    (root / "ImageSets" / "2017").mkdir(exist_ok=True)
+    (root / "ImageSets/2017/val.txt").write_text((davis / "ImageSets/2017/val.txt").read_text())
+    return root
+
+
+@pytest.mark.parametrize("void", [False, True], ids=["ids", "ids-and-void"])
+def test_grayscale_id_masks_score_as_the_toolkit_reads_them(tmp_path, capsys, void):
+    """The official toolkit reads every mask as `np.array(Image.open(path))`: in an 'L' PNG, as in
+    a palette one, the pixel value is the object id (255 void in the ground truth). Ground truth
+    and results in mode 'L' give the palette files' scores."""
+
+    def with_void(ids):
+        ids = ids.copy()
+        if void:
+            ids[0:3, :] = 255  # a void band in the ground truth
+        return ids
+
+    palette = tmp_path / "palette"
+    make_davis(palette)
+    for path in sorted((palette / "Annotations").rglob("*.png")):
+        write_mask(path, with_void(np.array(Image.open(path))))
+    gray = _grayscale_davis(tmp_path / "gray", palette)
+    assert Image.open(next(gray.rglob("00003.png"))).mode == "L"
+    outputs = {}
+    for name, davis, mode in (("palette", palette, "P"), ("gray", gray, "L")):
+        results = make_results(tmp_path / f"results_{name}", imperfect, mode=mode)
+        out = tmp_path / f"out_{name}"
+        code, _, err = run_eval(capsys, davis, results, "--output", str(out), "--metrics", "J,F,T")
+        assert code == 0, err
+        outputs[name] = out
+    for csv_name in ("global_results-val.csv", "per-sequence_results-val.csv"):
+        assert (outputs["gray"] / csv_name).read_bytes() == (
+            outputs["palette"] / csv_name
+        ).read_bytes()
+    rows = read_csv(outputs["gray"] / "per-sequence_results-val.csv")
+    assert [r[0] for r in rows[1:]] == ["alpha_1", "alpha_2", "beta_1", "beta_2"]
+    # Object 1 is shifted by 2 px: its J is the hand-computed IoU, so ids were read as ids.
+    j = np.mean([iou(imperfect(gt_frame(0, t)) == 1, gt_frame(0, t) == 1) for t in range(1, 5)])
+    if not void:
+        assert float(rows[1][1]) == pytest.approx(j, abs=5e-4)

@@ -11,6 +11,9 @@ shape differs (naming the entry).
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -87,6 +90,12 @@ class Importer:
                     f"{'/'.join(key)} (entry {self.source[key]!r}): state dict shape "
                     f"{value.shape} (in the model's layout), model {tuple(spec.shape)}"
                 )
+            if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
+                bad = int(np.size(value) - np.isfinite(value).sum())
+                raise StateDictMismatch(
+                    f"{'/'.join(key)} (entry {self.source[key]!r}): {bad} NaN or Inf values; "
+                    "expected finite weights (a diverged or damaged checkpoint)"
+                )
             out[key] = jax.numpy.asarray(value, spec.dtype)
         return flax.traverse_util.unflatten_dict(out)
 
@@ -138,6 +147,16 @@ def strip_prefix(state_dict: Mapping[str, np.ndarray], prefix: str = "") -> dict
     return out
 
 
+_HOLDS_CODE = (
+    "{path}: holds code ({what}), not only weights; refused: vos-jax reads tensors only and "
+    "never runs a file's code (ask its publisher for a plain state dict or .npz)"
+)
+_DAMAGED = (
+    "{path}: cannot read as a PyTorch state dict (truncated or damaged: torch.load found no "
+    "complete archive of tensors); download it again"
+)
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """A state dict file as {name: array}: `.npz` (NumPy, no torch needed) or a PyTorch file
     (`torch.load(weights_only=True)`, the `[torch]` extra: tensors only, never a pickle that
@@ -146,8 +165,22 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such state-dict file")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle
+            raise StateDictMismatch(
+                f"{path}: cannot read as .npz (truncated or damaged: not a complete zip archive)"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except ValueError as err:
+            if "allow_pickle" in str(err):  # object arrays: pickles, which can run code
+                what = "pickled objects"
+                raise StateDictMismatch(_HOLDS_CODE.format(path=path, what=what)) from None
+            raise StateDictMismatch(f"{path}: cannot read as .npz ({err})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
+            raise StateDictMismatch(
+                f"{path}: cannot read as .npz (truncated or damaged: {err})"
+            ) from None
     try:
         import torch
     except ImportError:
@@ -155,7 +188,17 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             f"{path}: reading PyTorch files needs torch: pip install 'vos-jax[torch]' "
             "(or convert the state dict to .npz)"
         ) from None
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message advises weights_only=False (running the file's code): never repeated.
+        found = re.search(r"GLOBAL\s+([\w.]+)", str(err))
+        if found or "Unsupported" in str(err):
+            what = f"a pickled reference to {found.group(1)}" if found else "pickled objects"
+            raise StateDictMismatch(_HOLDS_CODE.format(path=path, what=what)) from None
+        raise StateDictMismatch(_DAMAGED.format(path=path)) from None
+    except Exception:  # whatever a damaged file makes the reader raise
+        raise StateDictMismatch(_DAMAGED.format(path=path)) from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]  # a training checkpoint {"epoch", "state_dict", ...}
     if not isinstance(loaded, Mapping):

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from vos_jax.data.pipeline import SampleConfig
+from vos_jax.dtypes import accumulation_dtype
 from vos_jax.families.options import Reduction, build, frames_after_given, require
 from vos_jax.families.propagator import Prediction, Propagator
 from vos_jax.losses import bootstrap_fraction, bootstrapped_cross_entropy_per_example
@@ -313,13 +314,15 @@ def _first_state(emb, masks, new, num_slots: int, capacity: int) -> FeelvosState
     """The state after frame 0: its embeddings in reference slot 0 with the given labels."""
     labels = to_feature_grid(masks)
     reference = jnp.zeros((emb.shape[0], capacity, *emb.shape[1:]), emb.dtype)
-    probs = jax.nn.one_hot(labels, num_slots, dtype=jnp.float32)
+    # The matching maps' dtype: float32, float64 for a float64 model (lax.cond keeps or refreshes
+    # the global map: both branches must agree).
+    probs = jax.nn.one_hot(labels, num_slots, dtype=accumulation_dtype(emb.dtype))
     return FeelvosState(
         reference=reference.at[:, 0].set(emb),
         reference_labels=jnp.full(reference.shape[:-1], -1, jnp.int32).at[:, 0].set(labels),
         next_slot=jnp.int32(1),
         previous=Previous(emb, labels, probs),
-        global_map=jnp.ones(probs.shape, jnp.float32),
+        global_map=jnp.ones(probs.shape, probs.dtype),
         valid=new.at[:, 0].set(True),
         global_stale=jnp.bool_(False),
         frame_index=jnp.int32(0),

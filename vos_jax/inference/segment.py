@@ -5,18 +5,27 @@ that track boxes, a JSON of every object's box, rotated box and score per frame.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import itertools
-import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from vos_jax.inference.engine import Propagator, Video, propagate_videos
+from vos_jax.inference import results
+from vos_jax.inference.engine import FrameResult, Propagator, Video, propagate_videos
 from vos_jax.io.layouts import DavisLayout
-from vos_jax.io.masks import read_mask, write_mask
-from vos_jax.io.video import IMAGE_SUFFIXES, OverlayWriter, frame_names, frame_size, read_frames
+from vos_jax.io.masks import read_mask
+from vos_jax.io.video import IMAGE_SUFFIXES, frame_names, frame_size, read_frames, video_fps
+
+# The working resolution's default bound on a frame's longer side: 480p (854x480), the size
+# class the families train at (DAVIS 480p; YouTube-VOS and the synthetic data are smaller or
+# resized to it). Larger frames are segmented downscaled and their masks upsampled.
+DEFAULT_MAX_SIZE = 854
 
 
 def given_masks(masks: str | os.PathLike, names: list[str]) -> dict[int, object]:
@@ -81,24 +90,6 @@ def boxes_mask(boxes: np.ndarray, height: int, width: int, max_objects: int) -> 
     return mask
 
 
-def _track_record(name: str, result) -> dict:
-    """One frame of the tracks JSON: per object id its score, box (x0, y0, x1, y1) and rotated
-    box; a frame without the family's boxes (the given first frame) gets its masks' boxes."""
-    objects = {}
-    for i, obj in enumerate(result.ids):
-        record = {"score": float(result.scores[i])}
-        if result.boxes is not None:
-            record["box"] = [round(float(v), 2) for v in result.boxes[i]]
-        else:
-            ys, xs = np.nonzero(result.labels == obj)
-            if len(xs):
-                record["box"] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
-        if result.rotated is not None:
-            record["rotated"] = [[round(float(v), 2) for v in p] for p in result.rotated[i]]
-        objects[str(obj)] = record
-    return {"frame": name, "objects": objects}
-
-
 @dataclass(frozen=True)
 class VideoFiles:
     """One video of `segment_videos`: its frames (a folder or a video file), its given masks (a
@@ -114,39 +105,157 @@ class VideoFiles:
     boxes: np.ndarray | None = None
 
 
-class _Results:
-    """Writes one video's results as its frames are done."""
-
-    def __init__(self, files: VideoFiles, names: list[str], overwrite: bool):
-        self.files, self.names, self.done = files, names, 0
-        out = files.out_dir
-        if out.exists() and any(out.glob("*.png")) and not overwrite:
-            raise FileExistsError(f"{out}: already holds results; pass --overwrite to replace them")
-        out.mkdir(parents=True, exist_ok=True)
-        self.writer = OverlayWriter(files.overlay) if files.overlay else None
-        self.records, self.first = [], None
-
-    def add(self, frame: np.ndarray, result) -> None:
-        name = self.names[self.done]
-        self.done += 1
-        write_mask(self.files.out_dir / f"{name}.png", result.labels)
-        if self.writer:
-            self.writer.write(frame, result.labels, result.rotated)
-        if self.first is None:
-            self.first = (name, result)
-        elif result.boxes is not None:  # a tracker: every frame, the first one too
-            self.records = self.records or [_track_record(*self.first)]
-            self.records.append(_track_record(name, result))
-
-    def close(self) -> None:
-        if self.writer:
-            self.writer.close()
-        if self.files.tracks and self.records:
-            self.files.tracks.write_text(json.dumps({"frames": self.records}, indent=1))
+def parse_max_size(text: str | None) -> int | tuple[int, int] | None:
+    """`--max_size`: N (the frames' longer side at most N pixels), HxW (frames fit in H x W) or
+    `none` (the frames' own size); None: `DEFAULT_MAX_SIZE`."""
+    if text is None:
+        return DEFAULT_MAX_SIZE
+    text = str(text).strip().lower()
+    if text in ("none", "full"):
+        return None
+    try:
+        values = [int(v) for v in text.split("x")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise ValueError(
+            f"--max_size {text!r}: expected a positive integer (the longer side in pixels), "
+            "HxW, or none"
+        )
+    return values[0] if len(values) == 1 else (values[0], values[1])
 
 
-def _video(propagator: Propagator, files: VideoFiles, names: list[str]) -> Video:
-    """The engine's view of a video: its frame stream and given masks, checked."""
+def working_size(
+    height: int, width: int, max_size: int | tuple[int, int] | None
+) -> tuple[int, int]:
+    """The size a (height, width) frame is segmented at: downscaled (aspect kept) to fit
+    `max_size` (see `parse_max_size`), never upscaled."""
+    if max_size is None:
+        return height, width
+    if isinstance(max_size, int):
+        scale = max_size / max(height, width)
+    else:
+        scale = min(max_size[0] / height, max_size[1] / width)
+    if scale >= 1:
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    if image.shape[:2] == tuple(size):
+        return image
+    out = cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
+    return out[..., None] if out.ndim < image.ndim else out  # OpenCV drops a last axis of 1
+
+
+def at_frame_size(result: FrameResult, size: tuple[int, int], given=None) -> FrameResult:
+    """A working-size result at the frame size (H, W): per-object probabilities upsampled
+    bilinearly, then the argmax (labels upsampled nearest where the engine kept none); boxes
+    scaled. `given`: the frame's own given mask at full size (frame 0 of a supervised video)."""
+    if result.labels.shape == tuple(size):
+        return result
+    if given is not None:
+        labels = np.where(np.isin(given, result.ids), given, 0).astype(np.uint8)
+    elif result.probs is not None:
+        probs = _resize(result.probs, size, cv2.INTER_LINEAR)
+        labels = np.asarray([0, *result.ids], np.uint8)[np.argmax(probs, axis=-1)]
+    else:
+        labels = _resize(result.labels, size, cv2.INTER_NEAREST)
+    sy, sx = size[0] / result.labels.shape[0], size[1] / result.labels.shape[1]
+    scale = lambda x, s: None if x is None else (np.asarray(x) * np.asarray(s)).astype(np.float32)
+    return dataclasses.replace(
+        result,
+        labels=labels,
+        boxes=scale(result.boxes, [sx, sy, sx, sy]),
+        rotated=scale(result.rotated, [sx, sy]),
+        probs=None,
+    )
+
+
+def memory_limit() -> tuple[int | None, str]:
+    """(bytes free for a program, where): the accelerator's limit less what is in use, or on
+    the CPU the host's available memory."""
+    import jax
+
+    device = jax.devices()[0]
+    stats = device.memory_stats()
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)), device.device_kind
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available), "the host"
+    except ImportError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "the host"
+    except (ValueError, OSError, AttributeError):
+        return None, "the host"
+
+
+def check_memory(propagator: Propagator, batch: int, height: int, width: int) -> int | None:
+    """Compile the engine's step at (batch, height, width) (jit keeps the compilation for the
+    run) and refuse, before any frame, a program larger than the memory there is; -> its bytes
+    (arguments, outputs and temporaries), None where XLA gives no estimate."""
+    import jax
+    import jax.numpy as jnp
+
+    spec = (
+        jax.ShapeDtypeStruct((batch, height, width, 3), jnp.uint8),
+        jax.ShapeDtypeStruct((batch, height, width), jnp.int32),
+        jax.ShapeDtypeStruct((batch, propagator.max_objects + 1), jnp.bool_),
+    )
+    if not hasattr(propagator.step, "lower"):
+        return None
+    state = jax.eval_shape(propagator.init, *spec)
+    stats = propagator.step.lower(state, *spec).compile().memory_analysis()
+    if stats is None:
+        return None
+    need = int(
+        stats.argument_size_in_bytes
+        + stats.output_size_in_bytes
+        + stats.temp_size_in_bytes
+        - stats.alias_size_in_bytes
+    )
+    limit, where = memory_limit()
+    if limit is not None and need > limit:
+        gib = lambda n: f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+        raise ValueError(
+            f"--max_size: segmenting {height}x{width} frames ({batch} at a time) needs about "
+            f"{gib(need)}, {where} has {gib(limit)} free; lower --max_size (or --batch)"
+        )
+    return need
+
+
+class _Frames:
+    """A video's frames for the engine, at the working size; with `keep`, each frame at its own
+    size also waits in `originals` (for the overlay) until its result is written."""
+
+    def __init__(self, source: Path, size: tuple[int, int], work: tuple[int, int], keep: bool):
+        self.source, self.size, self.work = source, size, work
+        self.originals = collections.deque() if keep else None
+
+    def __iter__(self):
+        for t, frame in enumerate(read_frames(self.source)):
+            if frame.shape[:2] != self.size:
+                raise ValueError(
+                    f"{self.source}: frame {t} is {frame.shape[0]}x{frame.shape[1]}, frame 0 is "
+                    f"{self.size[0]}x{self.size[1]}: expected frames of one size"
+                )
+            if self.originals is not None:
+                self.originals.append(frame)
+            yield _resize(frame, self.work, cv2.INTER_AREA)
+
+
+def _video(
+    propagator: Propagator,
+    files: VideoFiles,
+    names: list[str],
+    size: tuple[int, int],
+    work: tuple[int, int],
+):
+    """(the engine's view of a video at the working size, its frame reader, frame 0's given
+    mask at full size): masks checked against the frames, none computed yet."""
     masks, boxes = files.masks, files.boxes
     if masks is not None and boxes is not None:
         raise ValueError("--masks and --boxes: give one of them")
@@ -156,12 +265,24 @@ def _video(propagator: Propagator, files: VideoFiles, names: list[str]) -> Video
             "the first frame's mask (or, for a tracker, boxes)"
         )
     if boxes is not None:
-        height, width = frame_size(files.frames)
-        given = {0: boxes_mask(boxes, height, width, propagator.max_objects)}
+        given = {0: boxes_mask(boxes, *size, propagator.max_objects)}
     else:
         given = given_masks(masks, names) if masks is not None else {0: None}
+    for t, mask in given.items():
+        if mask is not None and mask.shape != tuple(size):
+            raise ValueError(
+                f"{masks}: the mask of frame {names[t]} is {mask.shape[0]}x{mask.shape[1]}, the "
+                f"frames ({files.frames}) are {size[0]}x{size[1]}"
+            )
     first = given.pop(0)
-    return Video(read_frames(files.frames), first, given)
+    if first is not None and np.isin(first, (0, 255)).all():
+        then = "objects start at their later masks" if given else "nothing will be tracked"
+        print(f"warning: {masks}: the first frame's mask has no object; {then}", file=sys.stderr)
+    shrink = lambda mask: _resize(mask, work, cv2.INTER_NEAREST)
+    frames = _Frames(files.frames, size, work, keep=files.overlay is not None)
+    later = {t: shrink(mask) for t, mask in given.items()}
+    video = Video(frames, None if first is None else shrink(first), later)
+    return video, frames, first
 
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -214,27 +335,68 @@ def folder_of_videos(
 
 
 def segment_videos(
-    propagator: Propagator, videos: list[VideoFiles], batch: int = 1, overwrite: bool = False
+    propagator: Propagator,
+    videos: list[VideoFiles],
+    batch: int = 1,
+    overwrite: bool = False,
+    max_size: int | tuple[int, int] | None = DEFAULT_MAX_SIZE,
+    progress: bool = False,
 ) -> list[int]:
-    """Segment videos `batch` at a time in one compiled call per frame (`propagate_videos`):
-    grouped by frame size (one compilation each), longest first within a size so the videos of
-    a batch end close together; -> the number of frames of each video. Every video's masks,
-    given files and output folder are checked before any is segmented."""
+    """Segment videos `batch` at a time in one compiled call per frame (`propagate_videos`) at
+    the working size (`working_size`: frames larger than `max_size` downscaled, the masks
+    written at the frame size); grouped by that size (one compilation each), longest first
+    within a size so the videos of a batch end close together; -> the number of frames of each
+    video. Every video's frames, masks and result places, and the compiled step's memory, are
+    checked before any is segmented. Each video's results appear whole when it is done
+    (`results.ResultWriter`). `progress`: a progress bar on stderr."""
+    from tqdm import tqdm
+
     names = [frame_names(v.frames) for v in videos]
-    engine_videos = [_video(propagator, v, n) for v, n in zip(videos, names, strict=True)]
-    sizes = [frame_size(v.frames) for v in videos]
-    order = sorted(range(len(videos)), key=lambda i: (sizes[i], -len(names[i])))
-    sinks = {i: _Results(videos[i], names[i], overwrite) for i in order}
+    outs = [p for v in videos for p in (v.out_dir, v.overlay, v.tracks) if p is not None]
+    if len(set(outs)) < len(outs):
+        raise ValueError(f"two videos would write the same results: {sorted(map(str, outs))}")
+    for v in videos:
+        results.check_targets(v.out_dir, v.overlay, v.tracks, overwrite)
+    sizes = [tuple(frame_size(v.frames)) for v in videos]
+    work = [working_size(*size, max_size) for size in sizes]
+    prepared = [_video(propagator, *args) for args in zip(videos, names, sizes, work, strict=True)]
+    order = sorted(range(len(videos)), key=lambda i: (work[i], -len(names[i])))
+    for size in sorted(set(work)):
+        check_memory(propagator, batch, *size)
+    results.remove_stale(p.parent for p in outs)
+    total = sum(map(len, names))
+    bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=not progress, mininterval=0.5)
+    writers: dict[int, results.ResultWriter] = {}
     try:
-        for _, same_size in itertools.groupby(order, key=lambda i: sizes[i]):
+        for i in order:
+            v = videos[i]
+            fps = video_fps(v.frames)
+            writers[i] = results.ResultWriter(
+                v.out_dir, v.overlay, v.tracks, names[i], overwrite, fps
+            )
+        for _, same_size in itertools.groupby(order, key=lambda i: work[i]):
             group = list(same_size)
-            results = propagate_videos(propagator, [engine_videos[i] for i in group], batch)
-            for k, frame, result in results:
-                sinks[group[k]].add(frame, result)
+            probs = any(work[i] != sizes[i] for i in group)
+            engine = [prepared[i][0] for i in group]
+            for k, frame, result in propagate_videos(propagator, engine, batch, probs):
+                i, writer = group[k], writers[group[k]]
+                _, frames, first = prepared[i]
+                given = first if writer.done == 0 else None
+                original = frames.originals.popleft() if frames.originals is not None else frame
+                writer.add(original, at_frame_size(result, sizes[i], given))
+                bar.update()
+                if writer.done == len(names[i]) and videos[i].frames.is_dir():
+                    writer.commit()  # a folder's frame count is exact; a video file's, not
+            for i in group:
+                if not writers[i].closed:
+                    writers[i].commit()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
     finally:
-        for sink in sinks.values():
-            sink.close()
-    return [sinks[i].done for i in range(len(videos))]
+        bar.close()
+    return [writers[i].done for i in range(len(videos))]
 
 
 def segment_video(
@@ -246,16 +408,17 @@ def segment_video(
     overwrite: bool = False,
     boxes: np.ndarray | None = None,
     tracks: str | os.PathLike | None = None,
+    max_size: int | tuple[int, int] | None = DEFAULT_MAX_SIZE,
 ) -> int:
     """Write `out_dir/<frame>.png` for every frame (and an overlay MP4, and for a tracker the
     `tracks` JSON of boxes and scores); -> number of frames. An unsupervised propagator takes no
     masks (`masks` None) and discovers the objects; `boxes` [N, 4] (x, y, w, h) instead of masks
-    start a tracker from boxes."""
+    start a tracker from boxes. `max_size`: see `segment_videos`."""
     optional = lambda p: None if p is None else Path(p)
     files = VideoFiles(
         Path(frames), optional(masks), Path(out_dir), optional(overlay), optional(tracks), boxes
     )
-    return segment_videos(propagator, [files], 1, overwrite)[0]
+    return segment_videos(propagator, [files], 1, overwrite, max_size)[0]
 
 
 def segment_davis(

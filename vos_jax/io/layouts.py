@@ -26,6 +26,7 @@ from jaxtyping import UInt8
 from PIL import Image
 
 from vos_jax.io.masks import read_mask
+from vos_jax.io.video import natural_key
 
 TASKS = ("semi-supervised", "unsupervised")
 _ANNOTATIONS = {"semi-supervised": "Annotations", "unsupervised": "Annotations_unsupervised"}
@@ -39,12 +40,18 @@ class LayoutError(ValueError):
 
 
 def list_frames(folder: Path) -> list[Path]:
-    """The .jpg files of a frame folder, in name order (raises if there are none)."""
+    """The .jpg files of a frame folder, in natural name order (`2` before `10`, as
+    `vos-jax segment` reads them; raises if there are none)."""
     folder = Path(folder)
-    frames = sorted(p for p in folder.glob("*.jpg") if p.is_file()) if folder.is_dir() else []
+    frames = [p for p in folder.glob("*.jpg") if p.is_file()] if folder.is_dir() else []
+    frames.sort(key=lambda p: natural_key(p.name))
     if not frames:
         raise LayoutError(f"{folder}: expected a folder of .jpg frames, found none")
     return frames
+
+
+def _natural_name(path: Path) -> tuple:
+    return natural_key(path.name)
 
 
 def parse_image_set(path: Path) -> list[str]:
@@ -127,7 +134,7 @@ class DavisLayout:
 
     def mask_paths(self, seq: str, task: str = "semi-supervised") -> list[Path]:
         """The sequence's annotation PNGs in order (empty if none)."""
-        return sorted(self.annotations_dir(seq, task).glob("*.png"))
+        return sorted(self.annotations_dir(seq, task).glob("*.png"), key=_natural_name)
 
     def first_mask_path(self, seq: str) -> Path:
         """The first-frame annotation: the sequence's first PNG in name order."""
@@ -233,7 +240,11 @@ class YoutubeLayout:
         try:
             objects = {int(k): v for k, v in info.get("objects", {}).items()}
             return {
-                k: YoutubeObject(k, str(v.get("category", "")), tuple(sorted(v.get("frames", []))))
+                k: YoutubeObject(
+                    k,
+                    str(v.get("category", "")),
+                    tuple(sorted(v.get("frames", []), key=natural_key)),
+                )
                 for k, v in sorted(objects.items())
             }
         except (AttributeError, TypeError, ValueError) as err:
@@ -280,4 +291,4 @@ class YoutubeLayout:
                 f"{self.annotations_dir(vid)}: video {vid!r} is listed in {self.meta_path} but has "
                 "no annotation folder"
             )
-        return sorted(self.annotations_dir(vid).glob("*.png"))
+        return sorted(self.annotations_dir(vid).glob("*.png"), key=_natural_name)

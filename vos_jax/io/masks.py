@@ -53,6 +53,28 @@ def write_mask(path: str | os.PathLike, ids: np.ndarray) -> None:
     image.save(path, optimize=False)
 
 
+def read_mask_and_mode(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """-> ([H, W] uint8 pixel values, PIL mode) of a palette ('P') or grayscale ('L', '1') PNG,
+    the values as the official DAVIS toolkit reads them (`np.array(Image.open(path))`: in both
+    'P' and 'L' the pixel value is the object id; '1' gives 0/1). Other modes (RGB...) are refused:
+    a plain `np.array` would silently misread their colours as ids."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaskFileError(f"{path}: mask file not found")
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            ids = np.array(image)
+    except OSError as err:
+        raise MaskFileError(f"{path}: cannot read as PNG ({err})") from None
+    if mode not in ("P", "L", "1"):
+        raise MaskFileError(
+            f"{path}: expected a palette (indexed, mode 'P') or 8-bit grayscale (mode 'L') PNG "
+            f"whose pixel values are object ids, got mode {mode!r}"
+        )
+    return ids.astype(np.uint8, copy=False), mode
+
+
 def read_mask(path: str | os.PathLike, allow_grayscale: bool = False) -> np.ndarray:
     """Read a palette PNG as an [H, W] uint8 id map.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +25,28 @@ def frame_names(source: str | os.PathLike) -> list[str]:
     return names
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key of natural order: runs of digits compare as numbers (`2.jpg` before `10.jpg`),
+    the rest as text; names equal as numbers (`1`, `01`) fall back to plain text order."""
+    parts = re.split(r"(\d+)", name)  # text, digits, text, ...: each position one kind
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+
+
 def _image_paths(folder: Path) -> list[Path]:
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    """A folder's frames in natural order (`0, 1, 2, 10`); two frames of one name (`00005.jpg`
+    and `00005.png`) would write one result, so they are refused."""
+    paths = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
     if not paths:
         raise FileNotFoundError(f"{folder}: no .jpg/.png frames")
+    paths.sort(key=lambda p: natural_key(p.name))
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in stems:
+            raise ValueError(
+                f"{folder}: frames {stems[path.stem].name} and {path.name} have the same name "
+                f"{path.stem!r} (one result each): expected one image per frame name"
+            )
+        stems[path.stem] = path
     return paths
 
 

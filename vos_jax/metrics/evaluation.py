@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vos_jax.io.layouts import DavisLayout, LayoutError
-from vos_jax.io.masks import MaskFileError, read_mask
+from vos_jax.io.masks import MaskFileError, read_mask_and_mode
 from vos_jax.metrics import davis
 from vos_jax.metrics.temporal import t_mean, temporal_stability
 
@@ -63,15 +63,20 @@ def list_sequences(
     return list(sequences)
 
 
-def _read_stack(paths: list[Path], allow_grayscale: bool, shape=None) -> np.ndarray:
+def _read_stack(paths: list[Path], binary_2016: bool = False, shape=None) -> np.ndarray:
+    """[T, H, W] pixel values as the official toolkit reads them (`np.array(Image.open(path))`):
+    in a palette ('P') or grayscale ('L') PNG the value is the object id (255: void).
+    `binary_2016`: a sequence whose masks are all grayscale holding only 0 and 255 is DAVIS 2016's
+    ground truth (one object), so 255 becomes object 1."""
     if not paths:
         return np.zeros((0, *shape), np.uint8)
-    masks = []
+    masks, modes = [], set()
     for path in paths:
         try:
-            mask = read_mask(path, allow_grayscale=allow_grayscale)
+            mask, mode = read_mask_and_mode(path)
         except MaskFileError as err:
             raise EvaluationInputError(str(err)) from None
+        modes.add(mode)
         if shape is None:
             shape = mask.shape
         if mask.shape != shape:
@@ -80,7 +85,10 @@ def _read_stack(paths: list[Path], allow_grayscale: bool, shape=None) -> np.ndar
                 f"truth's {shape[1]}x{shape[0]} (WxH)"
             )
         masks.append(mask)
-    return np.stack(masks)
+    stack = np.stack(masks)
+    if binary_2016 and "L" in modes and modes <= {"L", "1"} and np.isin(stack, (0, 255)).all():
+        return (stack > 0).astype(np.uint8)
+    return stack  # ids as they are ('1' masks: 0/1)
 
 
 def load_sequence(layout: DavisLayout, results_dir: Path, seq: str, task: str):
@@ -88,17 +96,56 @@ def load_sequence(layout: DavisLayout, results_dir: Path, seq: str, task: str):
     paths of those result files)."""
     gt_paths = layout.mask_paths(seq, task)
     # DAVIS 2016 ground truth is grayscale 0/255 (one object); 2017 is palette ids.
-    gt = _read_stack(gt_paths, allow_grayscale=True)
-    frames = gt_paths[1:-1] if task == "semi-supervised" else gt_paths
-    result_paths = [results_dir / seq / p.name for p in frames]
+    gt = _read_stack(gt_paths, binary_2016=True)
+    result_paths = _result_paths(layout, results_dir, seq, task)
     for path in result_paths:
         if not path.is_file():
             raise EvaluationInputError(
                 f"{path}: result mask not found (expected a palette PNG for every evaluated frame "
                 f"of '{seq}', named like the ground truth)"
             )
-    results = _read_stack(result_paths, allow_grayscale=False, shape=gt.shape[1:])
+    results = _read_stack(result_paths, shape=gt.shape[1:])
     return gt, results, result_paths
+
+
+def _result_paths(layout: DavisLayout, results_dir: Path, seq: str, task: str) -> list[Path]:
+    """The result files the protocol evaluates: semi-supervised drops the first and last frame."""
+    gt_paths = layout.mask_paths(seq, task)
+    frames = gt_paths[1:-1] if task == "semi-supervised" else gt_paths
+    return [results_dir / seq / p.name for p in frames]
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False  # a missing result is reported when its sequence is read
+
+
+def refuse_ground_truth(layout: DavisLayout, results_dir: Path, seqs: list[str], task: str):
+    """Raise EvaluationInputError if the results are the ground truth: its folder (after resolving
+    links), or files byte-identical to the ground truth on every evaluated frame beyond the first
+    of every sequence (semi-supervised results copy frame 0). Scoring them gives J&F = 1."""
+    gt_dir = layout.annotations_root(task)
+    if results_dir.resolve() == gt_dir.resolve():
+        raise EvaluationInputError(
+            f"--results {results_dir}: is the ground-truth folder {gt_dir}; expected a method's "
+            "results (the ground truth scored against itself gives J&F = 1)"
+        )
+    compared = 0
+    for seq in seqs:
+        gt_paths = {p.name: p for p in layout.mask_paths(seq, task)[1:]}
+        for path in _result_paths(layout, results_dir, seq, task):
+            if path.name not in gt_paths:
+                continue  # the first frame: results copy it
+            if not _same_bytes(path, gt_paths[path.name]):
+                return
+            compared += 1
+    if compared:
+        raise EvaluationInputError(
+            f"--results {results_dir}: every evaluated mask is byte-identical to the ground truth "
+            f"in {gt_dir}; expected a method's results, not a copy of the ground truth"
+        )
 
 
 def evaluate_sequence(
@@ -161,10 +208,13 @@ def evaluate(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise EvaluationInputError(f"--metrics: expected a subset of J,F,T, got {metrics!r}")
+    if workers is not None and workers < 1:
+        raise EvaluationInputError(f"--workers: expected an integer >= 1, got {workers}")
     results_dir = Path(results)
     _check_results_dir(results_dir)
     layout = DavisLayout(Path(davis_root), resolution)
     seqs = list_sequences(Path(davis_root), task, subset, resolution, sequences)
+    refuse_ground_truth(layout, results_dir, seqs, task)
     workers = min(workers or os.cpu_count() or 1, len(seqs))
     args = [(layout, results_dir, seq, task, tuple(metrics)) for seq in seqs]
     if workers <= 1:

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -38,6 +39,39 @@ def refuse_existing(output_dir: str | os.PathLike, subset: str, overwrite: bool)
         raise EvaluationInputError(
             f"{existing[0]}: already exists; pass --overwrite to replace it or --output DIR"
         )
+
+
+def check_output_dir(
+    output_dir: str | os.PathLike,
+    davis_root: str | os.PathLike,
+    flag: str = "--output",
+    writes: str = "the evaluation's CSV/JSON",
+) -> None:
+    """Raise EvaluationInputError, before anything is evaluated, if the outputs could not be
+    written to `output_dir` (a file there or above it, a folder without write permission) or it
+    lies inside the DAVIS root (an evaluation never writes into the dataset). `flag` names the
+    argument it came from (--results when --output defaults to it), `writes` what would go there."""
+    out = Path(output_dir)
+    resolved, root = out.resolve(), Path(davis_root).resolve()
+    if resolved == root or root in resolved.parents:
+        fix = "--output" if writes.endswith("CSV/JSON") else flag
+        raise EvaluationInputError(
+            f"{flag} {out}: inside the DAVIS root {davis_root}, where {writes} would be "
+            f"written; pass {fix} DIR outside the dataset"
+        )
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == out else f"lies under the file {existing}"
+        raise EvaluationInputError(f"{flag} {out}: {what}; expected a folder for {writes}")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()  # the real test (root ignores mode bits)
+    except OSError as err:
+        raise EvaluationInputError(
+            f"{flag} {out}: cannot write in {existing} ({err.strerror or err}); expected a "
+            f"writable folder for {writes}"
+        ) from None
 
 
 def _mean(values: list[float]) -> float:

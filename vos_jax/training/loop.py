@@ -4,8 +4,10 @@ jitted steps with logging, validation and checkpoints.
     python train.py --config vos_jax/configs/<family>_<dataset>.py --workdir /tmp/run
 
 Every failure mode leaves the workdir usable: a restart resumes from the newest checkpoint that
-restores (bitwise the same loss trail as an uninterrupted run); SIGTERM saves and exits 0; a
-non-finite loss stops with `NonFiniteLoss` before any checkpoint of the bad state is written.
+restores (bitwise the same loss trail as an uninterrupted run); SIGTERM (and Ctrl-C) saves and
+stops; a non-finite loss stops with `NonFiniteLoss` before any checkpoint of the bad state is
+written. One run at a time holds the workdir (training/workdir.py); a config whose state does
+not fit the checkpoints is refused unless `restore` says to start fresh or restore what fits.
 """
 
 from __future__ import annotations
@@ -28,12 +30,24 @@ from vos_jax import families, sharding
 from vos_jax.data import pipeline
 from vos_jax.families.options import to_dict as options_to_dict
 from vos_jax.training import data, init_checkpoint
-from vos_jax.training.checkpointing import BEST_METRIC, Checkpoints
+from vos_jax.training.checkpointing import BEST_METRIC, Checkpoints, StateMismatch
 from vos_jax.training.config import ConfigError, family_options, validate
 from vos_jax.training.state import create_state, make_optimizer, widen
 from vos_jax.training.step import make_train_step, state_sharding
 from vos_jax.training.validation import evaluate_model
+from vos_jax.training.workdir import (
+    WorkdirError,
+    WorkdirLock,
+    config_changes,
+    move_previous_run,
+    record_config,
+)
 from vos_jax.training.writers import MetricWriter
+
+# How a restart treats the workdir's checkpoints: "exact" (resume; a checkpoint whose state does
+# not fit the config is refused), "compatible" (the arrays that fit, fresh for the rest; the
+# step continues when it fits), "fresh" (step 0; the earlier run moved to previous_runs/).
+RESTORE_MODES = ("exact", "compatible", "fresh")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -61,21 +75,26 @@ def maybe_initialize_distributed() -> None:
 
 
 class _Sigterm:
-    """Records SIGTERM (preemption) so the loop can save and stop between steps."""
+    """Records SIGTERM (preemption) or SIGINT (Ctrl-C) so the loop can save and stop between
+    steps; a second Ctrl-C interrupts at once (KeyboardInterrupt)."""
 
     def __init__(self):
         self.requested = False
+        self.name = "SIGTERM"  # or another host's
 
     def __call__(self, signum, frame):
-        self.requested = True
+        self.requested, self.name = True, signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     @contextlib.contextmanager
     def installed(self):
-        previous = signal.signal(signal.SIGTERM, self)
+        previous = {s: signal.signal(s, self) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def any_host(self) -> bool:
         if jax.process_count() == 1:
@@ -168,7 +187,29 @@ def _initialise_from(model_config, state):
     )
 
 
-def _setup(config, workdir: Path) -> _Run:
+def _restore(config, workdir: Path, restore: str, checkpoints, targets, iterator, fresh_state):
+    """-> (start step, state or None) as `restore` says (RESTORE_MODES)."""
+    if restore == "compatible":
+        start, state, taken = checkpoints.restore_compatible(fresh_state(), iterator)
+        if taken:
+            logging.warning(
+                "restored %d arrays that fit from checkpoint %d; the others start fresh",
+                len(taken), start,
+            )  # fmt: skip
+        return start, state if taken else None
+    try:
+        return checkpoints.restore_latest(targets, iterator)
+    except StateMismatch as err:
+        changes = config_changes(workdir, config)
+        changed = "; ".join(changes[:6]) if changes else "no earlier config recorded"
+        raise WorkdirError(
+            f"--workdir {workdir}: {err}; config changes since that run: {changed}. Nothing "
+            "was moved: pass --restore=fresh to start over (the earlier run is moved to "
+            "previous_runs/) or --restore=compatible to restore the arrays that fit"
+        ) from None
+
+
+def _setup(config, workdir: Path, restore: str = "exact") -> _Run:
     """Mesh, model, data, optimizer, state (fresh or restored) and the jitted step."""
     family = families.get(config.model.family)
     mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
@@ -200,12 +241,17 @@ def _setup(config, workdir: Path) -> _Run:
     targets = jax.tree.map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
     )
-    start, state = checkpoints.restore_latest(targets, iterator)
-    if state is None:
+
+    def fresh_state():
         state = jax.jit(init, out_shardings=sharding.replicated(mesh))(init_key)
         state = jax.device_put(state, shardings)
         if config.model.init_checkpoint:
             state = _initialise_from(config.model, state)
+        return state
+
+    start, state = _restore(config, workdir, restore, checkpoints, targets, iterator, fresh_state)
+    if state is None:
+        state = fresh_state()
     else:
         logging.warning("resuming from step %d of %s", start, checkpoints.directory)
     loss_options = options_to_dict(family_options(config, "loss"))
@@ -226,16 +272,35 @@ def _setup(config, workdir: Path) -> _Run:
     )
 
 
-def train(config, workdir: str | os.PathLike) -> dict:
-    """Train as `config` says, in `workdir` (resuming from its checkpoints); -> the last logged
-    metrics (with the last validation scores, if any)."""
+def train(config, workdir: str | os.PathLike, restore: str = "exact") -> dict:
+    """Train as `config` says, in `workdir` (resuming from its checkpoints as `restore` says,
+    RESTORE_MODES); -> the last logged metrics (with the last validation scores, if any; and
+    `stopped`: the signal's name when SIGTERM or SIGINT stopped it)."""
     validate(config)
+    if restore not in RESTORE_MODES:
+        raise ConfigError(f"--restore: expected one of {RESTORE_MODES}, got {restore!r}")
     if config.model.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     maybe_initialize_distributed()
     workdir = Path(workdir).expanduser().absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    run = _setup(config, workdir)
+    lead = jax.process_index() == 0
+    with WorkdirLock(workdir) if lead else contextlib.nullcontext():
+        if restore == "fresh" and lead:
+            moved = move_previous_run(workdir)
+            if moved:
+                logging.warning("--restore=fresh: moved the earlier run to %s", moved)
+        if restore == "fresh" and jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("vos_jax: the earlier run moved aside")
+        return _train(config, workdir, restore)
+
+
+def _train(config, workdir: Path, restore: str) -> dict:
+    run = _setup(config, workdir, restore)
+    if jax.process_index() == 0:
+        record_config(workdir, config)
     writer = MetricWriter(workdir, run.start)
     progress = tqdm(
         total=config.total_steps,
@@ -252,6 +317,8 @@ def train(config, workdir: str | os.PathLike) -> dict:
             run.checkpoints.wait()  # a started save always completes (also after an error)
             run.checkpoints.close()
             writer.close()
+    if sigterm.requested:
+        last["stopped"] = sigterm.name
     last["step"] = int(jax.device_get(run.state.step))
     if last["step"] == config.total_steps:
         last["model"] = str(_export(config, run, workdir, last))
@@ -316,7 +383,7 @@ def _steps(config, workdir: Path, run: _Run, writer, progress, sigterm) -> dict:
             best = {BEST_METRIC: scores["val_J&F-Mean"]} if scores else None
             run.checkpoints.save(step, run.state, run.iterator, best)
         if stop:
-            logging.warning("SIGTERM: saved a checkpoint at step %d; stopping", step)
+            logging.warning("%s: saved a checkpoint at step %d; stopping", sigterm.name, step)
             break
     return last
 

@@ -9,6 +9,7 @@ show one trail.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -39,9 +40,8 @@ class MetricWriter:
         if not self.path.exists():
             return
         keep, replaced = [], []
-        for line in self.path.read_text().splitlines():
-            if line.strip():
-                (keep if json.loads(line)["step"] <= start_step else replaced).append(line)
+        for line, record in _records(self.path):
+            (keep if record["step"] <= start_step else replaced).append(line)
         if replaced:
             with open(self.path.with_name("metrics.jsonl.replaced"), "a") as f:
                 f.write("\n".join(replaced) + "\n")
@@ -62,7 +62,26 @@ class MetricWriter:
             self.tensorboard.close()
 
 
+def _records(path: Path) -> list[tuple[str, dict]]:
+    """(line, record) of every line of a metrics log. A torn last line (a run killed while
+    writing it) is dropped with a warning: its step is redone; a bad line elsewhere is an error
+    naming the file and the line."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise ValueError("no integer 'step'")
+        except ValueError as err:
+            if number == len(lines):
+                logging.warning("%s: dropped a torn last line %r (%s)", path, line[:80], err)
+                break
+            raise ValueError(f"{path}: line {number} is not a metrics record ({err})") from None
+        out.append((line, record))
+    return out
+
+
 def read_metrics(workdir: str | os.PathLike) -> list[dict]:
-    """The records of `workdir/metrics.jsonl`, in order."""
-    path = Path(workdir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of `workdir/metrics.jsonl`, in order (a torn last line left out)."""
+    return [record for _, record in _records(Path(workdir) / "metrics.jsonl")]
