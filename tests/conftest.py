@@ -27,17 +27,32 @@ import pytest  # noqa: E402
 SIZE = (48, 64)  # frames of the shared fixtures below
 
 
+# The compilation cache of a test run: one folder for both xdist workers and every subprocess
+# they start (trainer runs, notebooks), so a program compiled once (the same computation, XLA flags
+# and device count: the key) loads everywhere. A size limit turns on JAX's LRU cache, whose reads
+# and writes take a file lock: another process never reads an entry half written.
+CACHE_MAX_BYTES = 8 << 30
+
+
+def shared_cache_dir(tmp_path_factory) -> str:
+    """The run's cache folder, beside the xdist workers' own temp folders."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-of-<user>/pytest-<N>/: shared by this run's workers
+    return str(root / "xla-cache")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
-    """A persistent compilation cache for this test process, in its pytest temp folder: a program
-    that a new jit object compiles again (every `training.loop.train` call builds its own step)
-    loads from it instead (tests/families/test_rvos_recipe.py: 94 -> 62 CPU seconds). JAX keeps
-    only compilations over 1 s. Not shared between xdist workers: entries are written in place,
-    and another process could read one half written."""
+    """A persistent compilation cache for the run: a program that a new jit object compiles again
+    (every `training.loop.train` call builds its own step), or the other worker compiled, loads
+    from it instead (tests/families/test_rvos_recipe.py: 94 -> 62 CPU seconds). JAX keeps only
+    compilations over 1 s."""
     import jax
 
     if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-        jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla-cache")))
+        jax.config.update("jax_compilation_cache_dir", shared_cache_dir(tmp_path_factory))
+        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import SUBPROCESS_FAST_COMPILE
+from tests.conftest import CACHE_MAX_BYTES, SUBPROCESS_FAST_COMPILE, shared_cache_dir
 from vos_jax.training.writers import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,16 +19,17 @@ BASE = [f"--config.total_steps={STEPS}", "--config.eval_every_steps=0"]
 
 
 def make_env(tmp_path_factory) -> dict:
-    """Environment of the runs: CPU, 8 simulated devices, a shared data cache, and a compilation
-    cache shared by every run of this test process (xdist worker), whose runs are sequential: a
-    program another test's run compiled (the same config, device count and flags) loads from it."""
+    """Environment of the runs: CPU, 8 simulated devices, a shared data cache, and the test run's
+    compilation cache (conftest.py): a program another run compiled (the same config, device
+    count and flags) loads from it."""
     cache = tmp_path_factory.mktemp("cache")
     return {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": f"--xla_force_host_platform_device_count=8 {SUBPROCESS_FAST_COMPILE}",
         "VOS_JAX_CACHE": str(cache / "data"),
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "subprocess-xla-cache"),
+        "JAX_COMPILATION_CACHE_DIR": shared_cache_dir(tmp_path_factory),
+        "JAX_COMPILATION_CACHE_MAX_SIZE": str(CACHE_MAX_BYTES),  # file-locked: shared
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
     }

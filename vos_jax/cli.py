@@ -49,6 +49,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -220,20 +230,30 @@ def run_eval(args: argparse.Namespace) -> list:
     return objects
 
 
+# write_dataset's parameters, as `vos-jax synth` calls them (its errors name the parameter).
+_SYNTH_FLAGS = {"fmt": "--format", "num_videos": "--videos", "num_frames": "--frames",
+                "size": "--size", "num_objects": "--objects", "seed": "--seed",
+                "preset": "--preset", "num_val": "--val"}  # fmt: skip
+
+
 def run_synth(args: argparse.Namespace) -> None:
     from vos_jax.data import synthetic
 
-    root = synthetic.write_dataset(
-        args.out,
-        args.format,
-        args.videos,
-        args.frames,
-        args.size,
-        args.objects,
-        args.seed,
-        args.preset,
-        args.val,
-    )
+    try:
+        root = synthetic.write_dataset(
+            args.out,
+            args.format,
+            args.videos,
+            args.frames,
+            args.size,
+            args.objects,
+            args.seed,
+            args.preset,
+            args.val,
+        )
+    except ValueError as err:
+        flag = _SYNTH_FLAGS.get(str(err).split(" ", 1)[0])
+        raise ValueError(f"{flag}: {err}" if flag else str(err)) from None
     print(f"wrote a synthetic {args.format} dataset to {root}")
 
 
@@ -546,7 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=None, help="training config (default: the package's demo config)"
     )
     demo.add_argument(
-        "--steps", type=int, default=None, help="training steps (default: the config's; 0: none)"
+        "--steps",
+        type=_non_negative_int,
+        default=None,
+        help="training steps (default: the config's; 0: none)",
     )
     demo.add_argument(
         "--preset",

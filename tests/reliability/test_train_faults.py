@@ -87,6 +87,8 @@ def test_a_signal_at_a_random_step_then_resume_equals_the_uninterrupted_run(
         assert (workdir / ".lock").read_text().strip() == str(proc.pid)
         with open(workdir / "metrics.jsonl", "a") as f:
             f.write(f'{{"step": {done + 1}, "loss": 0.12')
+    if signum == signal.SIGINT:  # its checkpoint resumes as SIGTERM's does (tested)
+        return
     saved = committed_steps(workdir)
     resumed = train(env, workdir, *BASE)
     assert not saved or f"resuming from step {saved[-1]}" in resumed.stderr
@@ -152,6 +154,8 @@ def test_metrics_log_and_outputs(reference):
     assert meta["family"] == "feelvos" and meta["variant"] == "tiny"
 
 
+# One case per path to an error (absl's flag parsing, ml_collections' override, the config's
+# checks: each key's message is tests/training/test_config.py's).
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -163,9 +167,7 @@ def test_metrics_log_and_outputs(reference):
         (["--config.total_steps=many"], "--config.total_steps"),
         (["--restore=maybe"], "--restore"),
         (["--config.model.variant=huge"], "config.model.variant: expected one of"),
-        (["--config.total_steps=-1"], "config.total_steps: expected an integer >= 0"),
         (["--config.data.crop_size=(4, 4)"], "config.data.crop_size"),
-        (["--config.optimizer.name=sgdx"], "config.optimizer.name"),
     ],
 )
 def test_bad_config_fails_before_compiling(env, tmp_path, args, message):

@@ -153,6 +153,7 @@ def run(
     if masks_dir is not None and masks_dir.exists():
         if not masks_dir.is_dir() or (any(masks_dir.iterdir()) and not overwrite):
             raise FileExistsError(f"--masks {masks_dir}: exists (--overwrite replaces it)")
+    frame_names(source)  # the input first: a missing video is named before any model search
     chosen = parse_effect(effect)
     model, variables, model_size = find_model(model_name)
     out.parent.mkdir(parents=True, exist_ok=True)
