@@ -126,13 +126,18 @@ def torchvision_manifest(arch: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-@pytest.fixture(scope="module")
-def resnet18():
+def random_resnet18() -> dict[str, np.ndarray]:
+    """A torchvision ResNet-18 state dict of random values (seed 0)."""
     rng = np.random.default_rng(0)
     return {
         name: (rng.standard_normal(shape) * 0.1).astype(np.int64 if "num_batches" in name else "f4")
         for name, shape in torchvision_manifest("resnet18").items()
     }
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    return random_resnet18()
 
 
 @pytest.mark.parametrize("arch", list(RESNETS))

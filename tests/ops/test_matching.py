@@ -89,7 +89,9 @@ def test_normalized_distance_matches_eq1_and_saturates():
     y = np.asarray(matching.normalized_distance(jnp.asarray(x)))
     assert y.dtype == np.float32 and np.isfinite(y).all()
     np.testing.assert_allclose(y, ref_distance(x), atol=TOL, rtol=0)
-    assert y[0] == 0 and (y[-4:] == 1).all() and (np.diff(y) >= 0).all()
+    # Non-decreasing up to float32 rounding: XLA:CPU's elemental tanh (the tests' compile flags,
+    # conftest.py) steps back by 1 ulp near saturation.
+    assert y[0] == 0 and (y[-4:] == 1).all() and (np.diff(y) >= -2e-7).all()
     g = jax.grad(lambda v: matching.normalized_distance(v).sum())(jnp.asarray(x))
     assert np.isfinite(np.asarray(g)).all()
     bf = matching.normalized_distance(jnp.ones(3, jnp.bfloat16))

@@ -15,7 +15,7 @@ import types
 import numpy as np
 import pytest
 
-from tests.convert.test_resnet import torchvision_manifest
+from tests.convert.test_resnet import random_resnet18
 from tests.reliability.files import assert_unchanged, snapshot
 from vos_jax.cli import main
 
@@ -41,11 +41,7 @@ class _Payload:
 
 @pytest.fixture(scope="module")
 def resnet18():
-    rng = np.random.default_rng(0)
-    return {
-        name: (rng.standard_normal(shape) * 0.1).astype(np.int64 if "num_batches" in name else "f4")
-        for name, shape in torchvision_manifest("resnet18").items()
-    }
+    return random_resnet18()
 
 
 def _stand_in_torch(monkeypatch, error):

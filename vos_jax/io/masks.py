@@ -53,20 +53,24 @@ def write_mask(path: str | os.PathLike, ids: np.ndarray) -> None:
     image.save(path, optimize=False)
 
 
-def read_mask_and_mode(path: str | os.PathLike) -> tuple[np.ndarray, str]:
-    """-> ([H, W] uint8 pixel values, PIL mode) of a palette ('P') or grayscale ('L', '1') PNG,
-    the values as the official DAVIS toolkit reads them (`np.array(Image.open(path))`: in both
-    'P' and 'L' the pixel value is the object id; '1' gives 0/1). Other modes (RGB...) are refused:
-    a plain `np.array` would silently misread their colours as ids."""
+def _pixels(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """(the PNG's pixel values as `np.array(Image.open(path))` gives them, its PIL mode)."""
     path = Path(path)
     if not path.is_file():
         raise MaskFileError(f"{path}: mask file not found")
     try:
         with Image.open(path) as image:
-            mode = image.mode
-            ids = np.array(image)
+            return np.array(image), image.mode
     except OSError as err:
         raise MaskFileError(f"{path}: cannot read as PNG ({err})") from None
+
+
+def read_mask_and_mode(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """-> ([H, W] uint8 pixel values, PIL mode) of a palette ('P') or grayscale ('L', '1') PNG,
+    the values as the official DAVIS toolkit reads them (`np.array(Image.open(path))`: in both
+    'P' and 'L' the pixel value is the object id; '1' gives 0/1). Other modes (RGB...) are refused:
+    a plain `np.array` would silently misread their colours as ids."""
+    ids, mode = _pixels(path)
     if mode not in ("P", "L", "1"):
         raise MaskFileError(
             f"{path}: expected a palette (indexed, mode 'P') or 8-bit grayscale (mode 'L') PNG "
@@ -83,15 +87,7 @@ def read_mask(path: str | os.PathLike, allow_grayscale: bool = False) -> np.ndar
     error here. `allow_grayscale` accepts 'L'/'1' images holding only 0/255 (DAVIS 2016's ground
     truth): 255 becomes object 1.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MaskFileError(f"{path}: mask file not found")
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-            ids = np.array(image)
-    except OSError as err:
-        raise MaskFileError(f"{path}: cannot read as PNG ({err})") from None
+    ids, mode = _pixels(path)
     if mode == "P":
         return ids.astype(np.uint8, copy=False)
     if allow_grayscale and mode in ("L", "1"):
