@@ -1,6 +1,8 @@
-"""train.py end to end, in subprocesses as a user runs it: exact resume after SIGKILL, SIGTERM, a
-non-finite loss, a corrupt checkpoint, bad configs (1 vs 8 devices vs FSDP:
-test_loop_equivalence).
+"""train.py under faults, in subprocesses as a user runs it (issue 18): SIGKILL, SIGTERM and
+Ctrl-C at a random step (exact resume), a second trainer on the same workdir (refused: the lock),
+a config change on restart (refused, or restored compatibly, or started fresh), a non-finite
+loss, a corrupt checkpoint, a full disk, bad configs and workdirs (one `error:` line). 1 vs 8
+devices vs FSDP: tests/training/test_loop_equivalence.py.
 
 Runs use vos_jax/configs/feelvos_synthetic.py:runlocal (tiny model, 48x64 videos, 33x33 crops)
 and share a persistent compilation cache, so only the first run of each shape pays the compilation.
