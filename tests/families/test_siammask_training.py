@@ -1,9 +1,8 @@
 """SiamMask training (families/siammask.py): the pairs the loss crops, the official anchor
 targets, the losses and their gradients in both stages, and the trainer end to end on the
-synthetic videos (float64: 1 device and 8 devices give the same losses)."""
+synthetic videos (1 device and 8 devices give the same losses)."""
 
 import dataclasses
-import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from tests.trainer_runs import REPO, _command, losses, make_env
+from tests.trainer_runs import losses, make_env, train
 from vos_jax.families import build_model, load_model
 from vos_jax.families import siammask as family
 from vos_jax.ops import anchors as anchor_ops
@@ -118,39 +117,31 @@ def test_options_are_checked():
 
 
 CONFIG = "vos_jax/configs/siammask_synthetic.py:runlocal"
-FLOAT64 = ["--config.model.dtype=float64", "--config.eval_every_steps=0"]
-
-
-def train(env, workdir, *overrides, devices=8):
-    """A float64 train.py run with XLA's optimisations on: at the suite's optimisation level 0,
-    XLA:CPU's float64 convolutions take a minute per step of 8 pairs (255x255 search crops);
-    optimised, under a second, for a longer compile."""
-    run_env = dict(env, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    command = _command(workdir, *overrides, config=CONFIG)
-    proc = subprocess.run(command, cwd=REPO, env=run_env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
 
 
 def test_trains_on_one_and_eight_devices_alike(tmp_path_factory, tmp_path):
-    """train.py (stage 1) on the synthetic videos in float64: 2 steps on 1 device and on 8
-    devices give the same losses (1e-9; float32 rounding of the per-device batches would show
-    far above that). The loss is cls + 1.2 box + 36 mask, and every trained part moves. (A
-    resume is the trainer's, whatever the family: tests/reliability/test_train_faults.py and,
-    across meshes, tests/training/test_multiprocess.py.)"""
+    """train.py (stage 1) on the synthetic videos: 2 steps on 1 device and on 8 devices give the
+    same losses within float32 rounding (measured 3e-7 relative). The float64 comparison to
+    1e-9 is the trainer's, whatever the family (tests/training/test_loop_equivalence.py):
+    float64 SiamMask steps need XLA's optimisations (a minute per step at the suite's level
+    0), a compile of ~30 s per run. The loss is cls + 1.2 box + 36 mask, and every trained
+    part moves.
+    (A resume is the trainer's too: tests/reliability/test_train_faults.py and, across meshes,
+    tests/training/test_multiprocess.py.)"""
     env = make_env(tmp_path_factory)
-    run = [*FLOAT64, "--config.data.batch_size=8", "--config.checkpoint_every_steps=1"]
-    train(env, tmp_path / "one", *run, "--config.total_steps=2", devices=1)
+    run = ["--config.eval_every_steps=0", "--config.data.batch_size=8",
+           "--config.checkpoint_every_steps=1", "--config.total_steps=2"]  # fmt: skip
+    train(env, tmp_path / "one", *run, devices=1, config=CONFIG)
     eight = tmp_path / "eight"
-    train(env, eight, *run, "--config.total_steps=2")
+    train(env, eight, *run, config=CONFIG)
     want, got = losses(tmp_path / "one"), losses(eight)
     assert len(want) == 2
-    np.testing.assert_allclose(got, want, rtol=1e-9)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
     for record in read_metrics(eight):
         if "loss" in record:
             parts = record["cls_loss"] + 1.2 * record["loc_loss"] + 36 * record["mask_loss"]
             assert min(record["cls_loss"], record["loc_loss"], record["mask_loss"]) > 0
-            np.testing.assert_allclose(record["loss"], parts, rtol=1e-9)
+            np.testing.assert_allclose(record["loss"], parts, rtol=1e-6)
     before = ocp.StandardCheckpointer().restore(eight / "checkpoints" / "1" / "state")
     _, _, after, _ = load_model(eight / "models" / "step_2")
     for part in ("backbone", "adjust_conv", "cls", "loc", "mask"):

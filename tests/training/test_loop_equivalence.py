@@ -1,6 +1,8 @@
-"""train.py on 1 CPU device, on 8, and on a 4 x 2 mesh with FSDP: the same loss at each of the
-first 10 steps (in subprocesses, as a user runs it: tests/trainer_runs.py). A file of
-its own so that pytest-xdist's --dist loadfile runs it beside the other trainer tests."""
+"""train.py on 1 CPU device and on a 4 x 2 mesh of 8 (data parallel over 4, FSDP over 2): the
+same loss at each of the first 10 steps (in subprocesses, as a user runs it:
+tests/trainer_runs.py). 8 devices data parallel only is the 2-process test's reference
+(tests/training/test_multiprocess.py). A file of its own so that pytest-xdist's --dist loadfile
+runs it beside the other trainer tests."""
 
 import numpy as np
 import pytest
@@ -29,10 +31,9 @@ EQUIVALENCE = [
 ]
 
 
-def test_one_vs_eight_devices_vs_fsdp_same_losses(env, tmp_path):
+def test_one_device_vs_fsdp_same_losses(env, tmp_path):
     meshes = {
         "1 device": dict(devices=1),
-        "8 devices": dict(devices=8),
         "4 x 2 fsdp": dict(devices=8, extra=["--config.mesh.fsdp=2"]),
     }
     trails = {}
@@ -41,9 +42,9 @@ def test_one_vs_eight_devices_vs_fsdp_same_losses(env, tmp_path):
         trails[name] = losses(tmp_path / str(i))
     want = trails["1 device"]
     assert len(want) == 10
-    for name in ("8 devices", "4 x 2 fsdp"):
-        print(name, "max relative difference", np.max(np.abs(trails[name] - want) / want))
-        np.testing.assert_allclose(trails[name], want, rtol=1e-9, err_msg=name)
+    got = trails["4 x 2 fsdp"]
+    print("max relative difference", np.max(np.abs(got - want) / want))
+    np.testing.assert_allclose(got, want, rtol=1e-9)
     # Real updates: the loss fell. The untrained model's loss hardly depends on the batch (the
     # first two losses, around an update at warm-up's learning rate 0, differ by 5e-5 relative),
     # and 10 steps take it down by about 4%.
