@@ -15,7 +15,7 @@ def _demo(out, steps: int | None = None) -> tuple[float, float]:
     argv = [sys.executable, "-m", "vos_jax.cli", "demo", "--out", str(out)]
     argv += ["--config", "feelvos_synthetic.py:short"]
     argv += [] if steps is None else ["--steps", str(steps)]
-    # XLA's optimisations on (the suite's level 0 runs the 300 steps 2.5x slower), its fusion
+    # XLA's optimisations on (the suite's level 0 runs its steps 2.5x slower), its fusion
     # emitters off (they compile slower for no faster step here).
     flags = "--xla_force_host_platform_device_count=1 --xla_cpu_use_fusion_emitters=false"
     env = {**os.environ, "XLA_FLAGS": flags}

@@ -125,9 +125,8 @@ def test_trains_on_one_and_eight_devices_alike(tmp_path_factory, tmp_path):
     1e-9 is the trainer's, whatever the family (tests/training/test_loop_equivalence.py):
     float64 SiamMask steps need XLA's optimisations (a minute per step at the suite's level
     0), a compile of ~30 s per run. The loss is cls + 1.2 box + 36 mask, and every trained
-    part moves.
-    (A resume is the trainer's too: tests/reliability/test_train_faults.py and, across meshes,
-    tests/training/test_multiprocess.py.)"""
+    part moves. (A resume is the trainer's too: tests/reliability/test_train_faults.py and,
+    across meshes, tests/training/test_multiprocess.py.)"""
     env = make_env(tmp_path_factory)
     run = ["--config.eval_every_steps=0", "--config.data.batch_size=8",
            "--config.checkpoint_every_steps=1", "--config.total_steps=2"]  # fmt: skip
