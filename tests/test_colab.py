@@ -9,7 +9,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from tests.conftest import SUBPROCESS_FAST_COMPILE
+from tests.conftest import CACHE_MAX_BYTES, SUBPROCESS_FAST_COMPILE, shared_cache_dir
 from tests.shared_data import shared_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,6 +22,17 @@ def test_notebook_and_script_are_paired(name):
     cells = lambda nb: [(c.cell_type, c.source.strip()) for c in nb.cells]
     script = REPO / "colab" / f"{name}.py"
     assert cells(jupytext.read(script.with_suffix(".ipynb"))) == cells(jupytext.read(script))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> dict:
+    """The test run's compilation cache (conftest.py): the notebooks train and segment the same
+    tiny FEELVOS, so the second loads the programs that the first compiled."""
+    return {
+        "JAX_COMPILATION_CACHE_DIR": shared_cache_dir(tmp_path_factory),
+        "JAX_COMPILATION_CACHE_MAX_SIZE": str(CACHE_MAX_BYTES),  # file-locked: shared
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
 
 
 def _run(script: Path, tmp_path: Path, **extra) -> subprocess.CompletedProcess:
@@ -41,23 +52,25 @@ def _run(script: Path, tmp_path: Path, **extra) -> subprocess.CompletedProcess:
     return proc
 
 
-def test_quickstart_script_runs(tmp_path):
-    proc = _run(SCRIPT, tmp_path)
+def test_quickstart_script_runs(tmp_path, cache):
+    proc = _run(SCRIPT, tmp_path, **cache)
     assert "J&F-Mean" in proc.stdout
     assert list((tmp_path / "out" / "results").glob("*/00000.png"))
 
 
-def test_segment_your_video_runs_both_ways(tmp_path):
+def test_segment_your_video_runs_both_ways(tmp_path, cache):
     """A checkpoint trained and published in the notebook, loaded with load_published; then
     MediaPipe's selfie model (from the shared fixtures) on the same frames."""
     fixtures = shared_path("fixtures/mediapipe")
-    proc = _run(REPO / "colab/segment_your_video.py", tmp_path, VOS_JAX_MEDIAPIPE=str(fixtures))
+    proc = _run(
+        REPO / "colab/segment_your_video.py", tmp_path, VOS_JAX_MEDIAPIPE=str(fixtures), **cache
+    )
     assert "feelvos tiny" in proc.stdout and "portrait: done" in proc.stdout
     assert (tmp_path / "out" / "keep_colour.mp4").stat().st_size > 0
 
 
-def test_benchmark_notebook_runs(tmp_path):
-    proc = _run(REPO / "colab/benchmark.py", tmp_path)
+def test_benchmark_notebook_runs(tmp_path, cache):
+    proc = _run(REPO / "colab/benchmark.py", tmp_path, **cache)
     lines = (tmp_path / "out" / "bench.jsonl").read_text().splitlines()
     assert len(lines) == 4 and (tmp_path / "out" / "bench.png").stat().st_size > 0
     assert "frames/s" in proc.stdout

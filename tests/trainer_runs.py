@@ -13,20 +13,28 @@ from vos_jax.training.writers import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = "vos_jax/configs/feelvos_synthetic.py:runlocal"
-STEPS = 16
+STEPS, EVERY = 16, 4
 # The reference run: 16 steps, a checkpoint every 4, no validation (tested in the demo test).
-BASE = [f"--config.total_steps={STEPS}", "--config.eval_every_steps=0"]
+BASE = [
+    f"--config.total_steps={STEPS}",
+    f"--config.checkpoint_every_steps={EVERY}",
+    "--config.eval_every_steps=0",
+]
 
 
-def make_env(tmp_path_factory) -> dict:
-    """Environment of the runs: CPU, 8 simulated devices, a shared data cache, and the test run's
-    compilation cache (conftest.py): a program another run compiled (the same config, device
-    count and flags) loads from it."""
+def _flags(devices: int) -> str:
+    return f"--xla_force_host_platform_device_count={devices} {SUBPROCESS_FAST_COMPILE}"
+
+
+def make_env(tmp_path_factory, devices: int = 8) -> dict:
+    """Environment of the runs: CPU, `devices` simulated devices, a shared data cache, and the
+    test run's compilation cache (conftest.py): a program another run compiled (the same config,
+    device count and flags) loads from it."""
     cache = tmp_path_factory.mktemp("cache")
     return {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count=8 {SUBPROCESS_FAST_COMPILE}",
+        "XLA_FLAGS": _flags(devices),
         "VOS_JAX_CACHE": str(cache / "data"),
         "JAX_COMPILATION_CACHE_DIR": shared_cache_dir(tmp_path_factory),
         "JAX_COMPILATION_CACHE_MAX_SIZE": str(CACHE_MAX_BYTES),  # file-locked: shared
@@ -39,10 +47,9 @@ def _command(workdir, *overrides, config=CONFIG):
     return [sys.executable, "train.py", f"--config={config}", f"--workdir={workdir}", *overrides]
 
 
-def train(env, workdir, *overrides, devices=8, check=True, config=CONFIG):
-    run_env = dict(
-        env, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {SUBPROCESS_FAST_COMPILE}"
-    )
+def train(env, workdir, *overrides, devices=None, check=True, config=CONFIG):
+    """A train.py run to its end, on `devices` simulated devices (default: the env's)."""
+    run_env = env if devices is None else dict(env, XLA_FLAGS=_flags(devices))
     command = _command(workdir, *overrides, config=config)
     proc = subprocess.run(command, cwd=REPO, env=run_env, capture_output=True, text=True)
     if check:
@@ -77,7 +84,7 @@ def train_processes(env, workdir, *overrides, processes=2, devices=4, config=CON
     """train.py as a multi-host job on this machine: `processes` processes of `devices` CPU
     devices each, joined through a coordinator on 127.0.0.1 (the README's launch by hand)."""
     address = f"127.0.0.1:{free_port()}"
-    flags = f"--xla_force_host_platform_device_count={devices} {SUBPROCESS_FAST_COMPILE}"
+    flags = _flags(devices)
     procs = []
     for index in range(processes):
         host = dict(env, XLA_FLAGS=flags, JAX_COORDINATOR_ADDRESS=address)

@@ -1,8 +1,8 @@
 """Numeric precision conventions (DESIGN.md): parameters float32, computation in a compute dtype
 (bfloat16 on GPU/TPU), and reductions, normalisation, matching distances and logits in float32.
 `model.dtype = "float64"` (with `jax_enable_x64`) widens all of it, for checks that need float32
-rounding out of the way (the trainer's 1 vs 8 devices equivalence: see
-tests/training/test_loop_equivalence.py).
+rounding out of the way (the trainer's 1 device vs 2 processes with FSDP equivalence: see
+tests/training/test_multiprocess.py).
 """
 
 import jax.numpy as jnp

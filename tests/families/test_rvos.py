@@ -28,7 +28,7 @@ from vos_jax.models.rvos import Rvos, initial_state
 from vos_jax.training import create_state, make_optimizer, make_train_step, shard_state
 
 SLOTS = 3
-STEPS, LR = 30, 1e-2  # overfitting one batch: a high learning rate shows within 30 steps
+STEPS, LR = 15, 3e-2  # overfitting one batch: a high learning rate shows within 15 steps
 
 
 def test_soft_iou_loss_matches_numpy():
@@ -335,7 +335,7 @@ def test_short_training_lowers_the_loss(clips, one_shot):
         losses.append(float(metrics["loss"]))
     print("one-shot" if one_shot else "zero-shot", losses[0], losses[-1])
     assert np.all(np.isfinite(losses))
-    assert losses[-1] < 0.9 * losses[0]
+    assert losses[-1] < 0.9 * losses[0]  # measured: 0.86 (one-shot), 0.88 (zero-shot)
     assert step._cache_size() == 1
 
 

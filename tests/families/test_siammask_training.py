@@ -122,7 +122,7 @@ CONFIG = "vos_jax/configs/siammask_synthetic.py:runlocal"
 def test_trains_on_one_and_eight_devices_alike(tmp_path_factory, tmp_path):
     """train.py (stage 1) on the synthetic videos: 2 steps on 1 device and on 8 devices give the
     same losses within float32 rounding (measured 3e-7 relative). The float64 comparison to
-    1e-9 is the trainer's, whatever the family (tests/training/test_loop_equivalence.py):
+    1e-9 is the trainer's, whatever the family (tests/training/test_multiprocess.py):
     float64 SiamMask steps need XLA's optimisations (a minute per step at the suite's level
     0), a compile of ~30 s per run. The loss is cls + 1.2 box + 36 mask, and every trained
     part moves. (A resume is the trainer's too: tests/reliability/test_train_faults.py and,

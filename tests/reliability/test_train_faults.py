@@ -1,8 +1,8 @@
-"""train.py under faults, in subprocesses as a user runs it (issue 18): SIGKILL, SIGTERM and
-Ctrl-C at a random step (exact resume), a second trainer on the same workdir (refused: the lock),
-a config change on restart (refused, or restored compatibly, or started fresh), a non-finite
-loss, a corrupt checkpoint, a full disk, bad configs and workdirs (one `error:` line). 1 device
-vs FSDP: tests/training/test_loop_equivalence.py.
+"""train.py under faults, in subprocesses as a user runs it (issue 18): Ctrl-C, SIGTERM and
+SIGKILL at random steps of one run (exact resume), a second trainer on the same workdir (refused:
+the lock), a config change on restart (refused, or restored compatibly, or started fresh), a
+non-finite loss, a corrupt checkpoint, a full disk, bad configs and workdirs (one `error:` line).
+1 device vs FSDP across processes: tests/training/test_multiprocess.py.
 
 Runs use vos_jax/configs/feelvos_synthetic.py:runlocal (tiny model, 48x64 videos, 33x33 crops)
 and share a persistent compilation cache, so only the first run of each shape pays the compilation.
@@ -22,13 +22,14 @@ import orbax.checkpoint as ocp
 import pytest
 
 from tests.reliability.files import assert_unchanged, snapshot
-from tests.trainer_runs import BASE, STEPS, losses, make_env, start, train
+from tests.trainer_runs import BASE, EVERY, STEPS, losses, make_env, start, train
 from vos_jax.training.writers import read_metrics
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    return make_env(tmp_path_factory)
+    """One device: the faults need no mesh (a sharded 2-process resume: test_multiprocess.py)."""
+    return make_env(tmp_path_factory, devices=1)
 
 
 def committed_steps(workdir) -> list[int]:
@@ -59,57 +60,67 @@ def _fail_line(stderr: str) -> str:
     return stderr.strip().splitlines()[-1]
 
 
-# A run stopped at a random step (seeded), then resumed: the loss trail equals the
-# uninterrupted run's bitwise. SIGKILL loses the steps after the last checkpoint (redone), here
-# with its latest checkpoint corrupt as well (the one before resumes); SIGTERM (preemption) and
-# SIGINT (Ctrl-C) save one at the step they arrive.
-@pytest.mark.parametrize("signum, code", [(signal.SIGKILL, -9), (signal.SIGTERM, 0),
-                                          (signal.SIGINT, 130)])  # fmt: skip
-def test_a_signal_at_a_random_step_then_resume_equals_the_uninterrupted_run(
-    env, reference, tmp_path, signum, code
-):
-    at = random.Random(int(signum)).randint(2, STEPS - 4)
-    workdir = tmp_path / "stopped"
-    proc = start(env, workdir, *BASE)
-    # SIGKILL: also two committed checkpoints (the latest is corrupted below; saves are async).
-    least = 2 if signum == signal.SIGKILL else 0
-    wait_for(
-        lambda: (
-            (workdir / "metrics.jsonl").exists()
-            and len(read_metrics(workdir)) >= at
-            and len(committed_steps(workdir)) >= least
-        ),
-        proc,
-    )
-    if signum == signal.SIGINT:  # meanwhile a second trainer on the same workdir is refused
-        other = train(env, workdir, *BASE, check=False)
-        assert other.returncode == 2
-        assert f"in use by another training run (PID {proc.pid})" in _fail_line(other.stderr)
+def last_step(workdir) -> int:
+    path = Path(workdir) / "metrics.jsonl"
+    return max((r["step"] for r in read_metrics(workdir)), default=0) if path.exists() else 0
+
+
+def _stop(proc, workdir, signum, code) -> tuple[int, str]:
+    """Sends `signum`; -> (the last step done, stderr) once the run has exited with `code`."""
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == code, stderr[-3000:]
-    done = max(r["step"] for r in read_metrics(workdir))
+    done = last_step(workdir)
     assert done < STEPS, "the run finished before the signal"
-    if signum != signal.SIGKILL:
-        assert f"{signal.Signals(signum).name}: saved a checkpoint at step {done}" in stderr
-        assert committed_steps(workdir)[-1] == done
-    else:  # its lock is left behind (the next run takes it), and a torn last log line
-        assert (workdir / ".lock").read_text().strip() == str(proc.pid)
-        with open(workdir / "metrics.jsonl", "a") as f:
-            f.write(f'{{"step": {done + 1}, "loss": 0.12')
-    if signum == signal.SIGINT:  # its checkpoint resumes as SIGTERM's does (tested)
-        return
+    return done, stderr
+
+
+# One run stopped three times at random steps (seeded), each stop resumed by the next run: Ctrl-C
+# (while a second trainer on the same workdir is refused: the lock), then SIGTERM (preemption),
+# each saving a checkpoint at the step it arrives; then SIGKILL after the next periodic checkpoint,
+# which loses the steps after it, tears the log's last line and leaves the lock behind; here that
+# checkpoint is corrupt as well (the one before resumes) with a partial save beside it. The loss
+# trail of the last run equals the uninterrupted run's bitwise.
+def test_ctrl_c_sigterm_and_kill_9_at_random_steps_then_resume_equals_the_uninterrupted_run(
+    env, reference, tmp_path
+):
+    rng = random.Random(18)
+    workdir = tmp_path / "stopped"
+    proc = start(env, workdir, *BASE)
+    wait_for(lambda: (workdir / ".lock").exists(), proc)  # it holds the workdir, still compiling
+    other = train(env, workdir, *BASE, check=False)
+    assert other.returncode == 2
+    assert f"in use by another training run (PID {proc.pid})" in _fail_line(other.stderr)
+    at = max(2, last_step(workdir) + 1) + rng.randint(0, 2)
+    wait_for(lambda: last_step(workdir) >= at, proc)
+    interrupted, stderr = _stop(proc, workdir, signal.SIGINT, 130)
+    assert f"SIGINT: saved a checkpoint at step {interrupted}" in stderr
+    assert committed_steps(workdir)[-1] == interrupted
+
+    proc = start(env, workdir, *BASE)
+    at = interrupted + rng.randint(2, 3)
+    wait_for(lambda: last_step(workdir) >= at, proc)
+    preempted, stderr = _stop(proc, workdir, signal.SIGTERM, 0)
+    assert f"resuming from step {interrupted}" in stderr
+    assert f"SIGTERM: saved a checkpoint at step {preempted}" in stderr
+    assert committed_steps(workdir)[-1] == preempted
+
+    assert preempted < STEPS - EVERY, "stopped too late: no periodic checkpoint before the end"
+    proc = start(env, workdir, *BASE)
+    wait_for(lambda: committed_steps(workdir)[-1] > preempted, proc)  # saves are async
+    killed, _ = _stop(proc, workdir, signal.SIGKILL, -9)
+    assert (workdir / ".lock").read_text().strip() == str(proc.pid)  # left behind: taken next
+    with open(workdir / "metrics.jsonl", "a") as f:  # a torn last line
+        f.write(f'{{"step": {killed + 1}, "loss": 0.12')
     saved = committed_steps(workdir)
-    if signum == signal.SIGKILL:  # and the latest checkpoint corrupt, a partial save beside it
-        corrupt = saved.pop()
-        _corrupt(workdir, corrupt)
+    corrupt = saved.pop()
+    _corrupt(workdir, corrupt)
     resumed = train(env, workdir, *BASE)
-    assert not saved or f"resuming from step {saved[-1]}" in resumed.stderr
+    assert f"resuming from step {saved[-1]}" in resumed.stderr
+    assert "torn last line" in resumed.stderr
+    assert f"checkpoint {corrupt} cannot be restored" in resumed.stderr
+    assert list((workdir / "corrupt_checkpoints").glob(f"{corrupt}-*"))  # moved, not deleted
     np.testing.assert_array_equal(losses(workdir), losses(reference))  # bitwise
-    if signum == signal.SIGKILL:
-        assert "torn last line" in resumed.stderr
-        assert f"checkpoint {corrupt} cannot be restored" in resumed.stderr
-        assert list((workdir / "corrupt_checkpoints").glob(f"{corrupt}-*"))  # moved, not deleted
 
 
 def _corrupt(workdir: Path, step: int) -> None:
@@ -236,13 +247,14 @@ def test_a_config_change_is_refused_then_restored_compatibly_or_started_fresh(
     assert (workdir / "models" / "step_18").exists()
     assert json.loads((workdir / "config.json").read_text())["optimizer"]["name"] == "momentum"
 
-    # fresh: step 0; the earlier run (checkpoints, log, models) kept under previous_runs/.
-    proc = train(env, workdir, *BASE, *other, "--config.total_steps=4", "--restore=fresh")
+    # fresh (here back to the first config, whose program is compiled): step 0, the same trail as
+    # the first run; the earlier run (checkpoints, log, models) kept under previous_runs/.
+    proc = train(env, workdir, *BASE, "--restore=fresh")
     assert "moved the earlier run to" in proc.stderr
     (previous,) = (workdir / "previous_runs").iterdir()
     assert committed_steps(previous)[-1] == 18
     assert (previous / "models" / "step_18").exists()
-    assert [r["step"] for r in read_metrics(workdir)] == [1, 2, 3, 4]
+    np.testing.assert_array_equal(losses(workdir), losses(reference))
 
 
 def _tmpfs(folder: Path, size: str) -> bool:

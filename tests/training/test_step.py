@@ -27,7 +27,7 @@ ANNEAL = 1000  # kept fraction 100% -> 99.7% over the 3 steps (bootstrapping on,
 TOTAL = 100
 LR = 1e-2  # high for the tiny model on a fixed batch: overfitting shows within 20 steps
 # 1 device and a 4 x 2 mesh with FSDP (data parallel over 4 as well); the same in float64
-# through the whole trainer: tests/training/test_loop_equivalence.py.
+# through the whole trainer, across two processes: tests/training/test_multiprocess.py.
 MESHES = {
     "1": lambda: sharding.make_mesh(devices=jax.devices()[:1]),
     "4x2fsdp": lambda: sharding.make_mesh(data=4, fsdp=2),

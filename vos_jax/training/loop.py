@@ -213,6 +213,7 @@ def _setup(config, workdir: Path, restore: str = "exact") -> _Run:
     """Mesh, model, data, optimizer, state (fresh or restored) and the jitted step."""
     family = families.get(config.model.family)
     mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
+    logging.warning("mesh: %s", " x ".join(f"{k} {v}" for k, v in mesh.shape.items()))
     if config.data.batch_size % mesh.size:
         raise ConfigError(
             f"config.data.batch_size: {config.data.batch_size} does not split over the mesh's "
