@@ -47,7 +47,8 @@ print(jax.devices())
 SMALL = os.environ.get("QUICKSTART_SMALL") == "1"
 WORKDIR = Path(os.environ.get("QUICKSTART_DIR", "quickstart_out")).absolute()
 config = load_config("feelvos_synthetic.py" + (":runlocal" if SMALL else ""))
-config.total_steps = 8 if SMALL else 300
+if not SMALL:
+    config.total_steps = 300
 config.eval_every_steps = 0  # evaluated below with eval.py
 config.synthetic.cache_dir = str(WORKDIR / "data")
 root = synthetic_root(config.synthetic)

@@ -52,7 +52,7 @@ if not (VIDEO and FIRST_MASK and CHECKPOINT):
     from vos_jax.training.loop import train
 
     config = load_config("feelvos_synthetic.py:runlocal")
-    config.update(total_steps=4, eval_every_steps=0)
+    config.eval_every_steps = 0
     config.synthetic.cache_dir = str(WORKDIR / "data")
     layout = DavisLayout(synthetic_root(config.synthetic))
     seq = layout.sequences("val")[0]

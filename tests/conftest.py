@@ -58,6 +58,14 @@ def compilation_cache(tmp_path_factory):
         jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def synthetic_cache(tmp_path_factory):
+    """The built-in synthetic videos that configs generate go to the test run's folder (this
+    process and the subprocesses it starts), not the user's ~/.cache/vos-jax: a run in a fresh
+    clone and one here do the same work."""
+    os.environ["VOS_JAX_CACHE"] = str(tmp_path_factory.mktemp("vos-jax-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """The tiny FEELVOS and its initial variables (the engine's default test model)."""

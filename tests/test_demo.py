@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-MARGIN = 0.03  # J&F-Mean above the baseline (measured: trained +0.12 at 200 steps)
+MARGIN = 0.03  # J&F-Mean above the baseline (measured: trained +0.10 at 150 steps)
 
 
 def _demo(out, steps: int | None = None) -> tuple[float, float]:
@@ -42,7 +42,7 @@ def test_the_trained_demo_model_beats_the_baseline_and_the_untrained_one_does_no
     trained, same_floor = _demo(out)  # the same videos: the data are generated once
     assert same_floor == floor
     assert trained >= floor + MARGIN, (trained, floor)
-    assert (out / "train/models/step_200/model.json").exists()
+    assert (out / "train/models/step_150/model.json").exists()
     assert not (out / "train/eval").exists()  # the demo's own evaluation, not the trainer's too
     overlay = next((out / "overlay").glob("*.mp4"))
     assert overlay.stat().st_size > 1000

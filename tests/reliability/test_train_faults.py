@@ -278,13 +278,14 @@ def test_a_full_disk_stops_with_one_line_and_the_bytes_needed(env, tmp_path):
         )
         run_env["PYTHONPATH"] = f"{fake}:{env.get('PYTHONPATH', '')}"
     try:
-        every = "--config.checkpoint_every_steps=1"  # the first save fails
+        every = "--config.checkpoint_every_steps=1"  # the first save cannot fit: refused up front
         proc = train(run_env, disk / "run", *BASE, every, check=False)
         assert proc.returncode == 1, proc.stderr[-3000:]
         line = _fail_line(proc.stderr)
         assert line.startswith(f"error: {disk / 'run' / 'checkpoints'}: no space left for "
                                "checkpoint 1: it needs about "), line  # fmt: skip
         assert committed_steps(disk / "run") == []  # nothing half written
+        assert not (disk / "run" / "metrics.jsonl").exists()  # before compiling, no step taken
     finally:
         if mounted:
             subprocess.run(["umount", str(disk)], check=True)

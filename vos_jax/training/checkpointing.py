@@ -16,7 +16,9 @@ metadata or files cannot be read (truncated or deleted files) is corrupt: it is 
 `workdir/corrupt_checkpoints/` (never deleted) and the previous one is tried, with a warning.
 
 A save first checks the free space for it (the state's bytes): a full disk stops the run with
-`DiskFull` naming the folder and the bytes needed, before a partial checkpoint is written.
+`DiskFull` naming the folder and the bytes needed, before a partial checkpoint is written. The
+trainer checks the same before it compiles (`check_space` of the abstract state): a disk that
+cannot hold the first checkpoint fails the run in seconds.
 
 On the CPU, arrays are written without orbax's replica-parallel slicing (its default off GPU):
 that splits each replicated array over the devices with one compiled slice per parameter, 3 s
@@ -135,7 +137,19 @@ class Checkpoints:
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(iterator)
         )
-        needed = sum(x.nbytes for x in jax.tree.leaves(state)) // max(jax.process_count(), 1)
+        self.needed = self.check_space(step, state)
+        try:
+            self.manager.save(step, args=args, metrics=metrics, force=True)
+        except Exception as err:  # an earlier save's background write fails here
+            self._raise_disk_full(err)
+            raise
+
+    def check_space(self, step: int, state) -> int:
+        """Raises `DiskFull` unless the checkpoints folder has room for checkpoint `step` of
+        `state` (arrays or ShapeDtypeStructs: this host's share of their bytes); -> the bytes."""
+        total = sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+                    for x in jax.tree.leaves(state))  # fmt: skip
+        needed = total // max(jax.process_count(), 1)
         self.directory.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.directory).free
         if free < needed:
@@ -145,12 +159,7 @@ class Checkpoints:
                 f"{free:,} are free",
                 str(self.directory),
             )
-        self.needed = needed
-        try:
-            self.manager.save(step, args=args, metrics=metrics, force=True)
-        except Exception as err:  # an earlier save's background write fails here
-            self._raise_disk_full(err)
-            raise
+        return needed
 
     def _raise_disk_full(self, err: BaseException) -> None:
         if _is_disk_full(err):

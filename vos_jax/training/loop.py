@@ -251,6 +251,10 @@ def _setup(config, workdir: Path, restore: str = "exact") -> _Run:
         return state
 
     start, state = _restore(config, workdir, restore, checkpoints, targets, iterator, fresh_state)
+    if start < config.total_steps:  # a full disk fails now, not after compiling and training
+        every = config.checkpoint_every_steps
+        first_save = min((start // every + 1) * every, config.total_steps)
+        checkpoints.check_space(first_save, abstract)
     if state is None:
         state = fresh_state()
     else:
