@@ -1,5 +1,8 @@
 """Checkpoint retention (last N + best by J&F) and restore with the data iterator's position."""
 
+import subprocess
+import sys
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -35,3 +38,19 @@ def test_no_checkpoint_restores_nothing(tmp_path):
         0,
         None,
     )
+
+
+def test_a_killed_runs_partial_save_is_removed_before_anything_else_happens(tmp_path):
+    """orbax removes partial saves in a thread; `Checkpoints` waits for it, so a restore never
+    races it and a run that exits before its first save leaves no thread to fail at shutdown
+    (CI saw `cannot schedule new futures after shutdown` from a run refused for a full disk)."""
+    partial = tmp_path / "checkpoints" / "8.orbax-checkpoint-tmp-0"
+    (partial / "state").mkdir(parents=True)
+    checkpoints = Checkpoints(tmp_path, keep=1)
+    assert not partial.exists()
+    assert checkpoints.steps() == []
+    exits = "import sys\nfrom vos_jax.training.checkpointing import Checkpoints\n"
+    exits += f"Checkpoints({str(tmp_path / 'other')!r}, keep=1)\nsys.exit(3)\n"
+    proc = subprocess.run([sys.executable, "-c", exits], capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]

@@ -97,6 +97,15 @@ def _is_disk_full(err: BaseException | None) -> bool:
     return False
 
 
+def _await_tmp_cleanup(manager: ocp.CheckpointManager) -> None:
+    """Waits for the removal of a killed run's partial writes, which orbax (0.12) starts in a
+    thread and awaits only in `save`: restores must not race it, and a run that stops before its
+    first save must not leave it running (at interpreter exit it fails with a traceback)."""
+    await_cleanup = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
+    if await_cleanup is not None:  # private: absent, a later orbax manages this itself
+        await_cleanup()
+
+
 class Checkpoints:
     def __init__(self, workdir: str | os.PathLike, keep: int, best_metric: str = BEST_METRIC):
         _cpu_array_handler()
@@ -126,6 +135,7 @@ class Checkpoints:
         self.manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=handlers
         )
+        _await_tmp_cleanup(self.manager)
         self.needed = 0  # bytes of the last checkpoint saved
 
     def steps(self) -> list[int]:

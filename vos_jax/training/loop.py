@@ -250,19 +250,26 @@ def _setup(config, workdir: Path, restore: str = "exact") -> _Run:
             state = _initialise_from(config.model, state)
         return state
 
-    start, state = _restore(config, workdir, restore, checkpoints, targets, iterator, fresh_state)
-    if start < config.total_steps:  # a full disk fails now, not after compiling and training
-        every = config.checkpoint_every_steps
-        first_save = min((start // every + 1) * every, config.total_steps)
-        checkpoints.check_space(first_save, abstract)
-    if state is None:
-        state = fresh_state()
-    else:
-        logging.warning("resuming from step %d of %s", start, checkpoints.directory)
-    loss_options = options_to_dict(family_options(config, "loss"))
-    train_step = make_train_step(
-        model, optimizer, mesh, abstract, step_key, family.loss, schedule=schedule, **loss_options
-    )
+    try:  # from here an error closes the checkpoints (their threads) before it propagates
+        start, state = _restore(
+            config, workdir, restore, checkpoints, targets, iterator, fresh_state
+        )
+        if start < config.total_steps:  # a full disk fails now, not after compiling and training
+            every = config.checkpoint_every_steps
+            first_save = min((start // every + 1) * every, config.total_steps)
+            checkpoints.check_space(first_save, abstract)
+        if state is None:
+            state = fresh_state()
+        else:
+            logging.warning("resuming from step %d of %s", start, checkpoints.directory)
+        loss_options = options_to_dict(family_options(config, "loss"))
+        train_step = make_train_step(
+            model, optimizer, mesh, abstract, step_key, family.loss, schedule=schedule,
+            **loss_options,
+        )  # fmt: skip
+    except BaseException:
+        checkpoints.close()
+        raise
     return _Run(
         family,
         model,
