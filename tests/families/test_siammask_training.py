@@ -1,6 +1,6 @@
 """SiamMask training (families/siammask.py): the pairs the loss crops, the official anchor
 targets, the losses and their gradients in both stages, and the trainer end to end on the
-synthetic videos (1 device and 8 devices give the same losses)."""
+synthetic videos (8 devices)."""
 
 import dataclasses
 
@@ -119,23 +119,20 @@ def test_options_are_checked():
 CONFIG = "vos_jax/configs/siammask_synthetic.py:runlocal"
 
 
-def test_trains_on_one_and_eight_devices_alike(tmp_path_factory, tmp_path):
-    """train.py (stage 1) on the synthetic videos: 2 steps on 1 device and on 8 devices give the
-    same losses within float32 rounding (measured 3e-7 relative). The float64 comparison to
-    1e-9 is the trainer's, whatever the family (tests/training/test_multiprocess.py):
-    float64 SiamMask steps need XLA's optimisations (a minute per step at the suite's level
-    0), a compile of ~30 s per run. The loss is cls + 1.2 box + 36 mask, and every trained
-    part moves. (A resume is the trainer's too: tests/reliability/test_train_faults.py and,
-    across meshes, tests/training/test_multiprocess.py.)"""
+def test_trains_on_eight_devices(tmp_path_factory, tmp_path):
+    """train.py (stage 1) on the synthetic videos, 2 steps data parallel over 8 devices: the loss
+    is cls + 1.2 box + 36 mask, each part positive, and every trained part moves. That a mesh
+    gives the 1-device losses is the trainer's, whatever the family: in float64 to 1e-9 across
+    two processes (tests/training/test_multiprocess.py; a float64 SiamMask step needs XLA's
+    optimisations, a minute per step at the suite's level 0) and for FEELVOS's float32 step
+    (tests/training/test_step.py); here, the 1-device run gave the same losses to 3e-7 (measured
+    when both ran here: 20 s more). A resume: tests/reliability/test_train_faults.py."""
     env = make_env(tmp_path_factory)
     run = ["--config.eval_every_steps=0", "--config.data.batch_size=8",
            "--config.checkpoint_every_steps=1", "--config.total_steps=2"]  # fmt: skip
-    train(env, tmp_path / "one", *run, devices=1, config=CONFIG)
     eight = tmp_path / "eight"
     train(env, eight, *run, config=CONFIG)
-    want, got = losses(tmp_path / "one"), losses(eight)
-    assert len(want) == 2
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert len(losses(eight)) == 2 and np.all(np.isfinite(losses(eight)))
     for record in read_metrics(eight):
         if "loss" in record:
             parts = record["cls_loss"] + 1.2 * record["loc_loss"] + 36 * record["mask_loss"]

@@ -9,8 +9,7 @@ step, checkpoints), computed in float64: in float32 the trails drift apart after
 per-device batch changes the last-bit rounding of convolutions and reductions; max-pool, matching
 minima and top-k near-ties turn that into other gradients, which training amplifies). In float64
 they agree to ~1e-16, so any sharding error would stand out far above 1e-9. Each float32 FEELVOS
-step on the 4 x 2 mesh from the same state: tests/training/test_step.py (1e-5); SiamMask on 1 vs
-8 devices: tests/families/test_siammask_training.py."""
+step on the 4 x 2 mesh from the same state: tests/training/test_step.py (1e-5)."""
 
 import shutil
 
