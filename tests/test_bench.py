@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.conftest import FAST_COMPILE
+from tests.conftest import TEST_XLA_FLAGS
 from vos_jax.bench import stripes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ def test_rvos_benchmark_prints_one_json_line():
     """(feelvos_inference.py shares vos_jax.bench; one subprocess run keeps the suite short.)"""
     argv = [sys.executable, "benchmarks/rvos.py", "--variant", "tiny", "--size", "32x48"]
     argv += ["--objects", "2", "--frames", "2"]
-    env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "XLA_FLAGS": FAST_COMPILE}
+    env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "XLA_FLAGS": TEST_XLA_FLAGS}
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()

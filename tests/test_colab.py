@@ -9,7 +9,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from tests.conftest import CACHE_MAX_BYTES, SUBPROCESS_FAST_COMPILE, shared_cache_dir
+from tests.conftest import CACHE_MAX_BYTES, TEST_XLA_FLAGS, shared_cache_dir
 from tests.shared_data import shared_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def _run(script: Path, tmp_path: Path, **extra) -> subprocess.CompletedProcess:
         "QUICKSTART_SMALL": "1",
         "QUICKSTART_DIR": str(tmp_path / "out"),
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count=1 {SUBPROCESS_FAST_COMPILE}",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count=1 {TEST_XLA_FLAGS}",
         "MPLBACKEND": "Agg",
         **extra,
     }

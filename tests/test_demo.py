@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+from tests.conftest import ONE_THREAD
+
 MARGIN = 0.03  # J&F-Mean above the baseline (measured: trained +0.10 at 150 steps)
 
 
@@ -19,7 +21,7 @@ def _demo(out, steps: int | None = None) -> tuple[float, float]:
     # 2, the default: 41 s and 0.12 s; the suite's level 0: 16 s and 0.33 s); its fusion emitters
     # off (they compile slower for no faster step here).
     flags = "--xla_force_host_platform_device_count=1 --xla_cpu_use_fusion_emitters=false"
-    flags += " --xla_backend_optimization_level=1"
+    flags += f" --xla_backend_optimization_level=1 {ONE_THREAD}"  # ONE_THREAD: conftest.py
     env = {**os.environ, "XLA_FLAGS": flags}
     # A compilation cache for the two runs: the second loads the state init that the first
     # compiled (~8 s of compilation at XLA's default optimisation level).

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import CACHE_MAX_BYTES, SUBPROCESS_FAST_COMPILE, shared_cache_dir
+from tests.conftest import CACHE_MAX_BYTES, TEST_XLA_FLAGS, shared_cache_dir
 from vos_jax.training.writers import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ BASE = [
 
 
 def _flags(devices: int) -> str:
-    return f"--xla_force_host_platform_device_count={devices} {SUBPROCESS_FAST_COMPILE}"
+    return f"--xla_force_host_platform_device_count={devices} {TEST_XLA_FLAGS}"
 
 
 def make_env(tmp_path_factory, devices: int = 8) -> dict:
