@@ -101,8 +101,10 @@ def _await_tmp_cleanup(manager: ocp.CheckpointManager) -> None:
     """Waits for the removal of a killed run's partial writes, which orbax (0.12) starts in a
     thread and awaits only in `save`: restores must not race it, and a run that stops before its
     first save must not leave it running (at interpreter exit it fails with a traceback)."""
+    # Private, so looked up: an orbax without it has nothing to wait for here, or fails
+    # tests/training/test_checkpointing.py (a partial save left after construction).
     await_cleanup = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
-    if await_cleanup is not None:  # private: absent, a later orbax manages this itself
+    if await_cleanup is not None:
         await_cleanup()
 
 

@@ -264,9 +264,15 @@ def _setup(config, workdir: Path, restore: str = "exact") -> _Run:
             logging.warning("resuming from step %d of %s", start, checkpoints.directory)
         loss_options = options_to_dict(family_options(config, "loss"))
         train_step = make_train_step(
-            model, optimizer, mesh, abstract, step_key, family.loss, schedule=schedule,
+            model,
+            optimizer,
+            mesh,
+            abstract,
+            step_key,
+            family.loss,
+            schedule=schedule,
             **loss_options,
-        )  # fmt: skip
+        )
     except BaseException:
         checkpoints.close()
         raise
