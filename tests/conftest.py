@@ -50,6 +50,17 @@ def shared_cache_dir(tmp_path_factory) -> str:
     return str(root / "xla-cache")
 
 
+def subprocess_cache_env(tmp_path_factory) -> dict:
+    """Environment variables that give a subprocess the run's compilation cache, every program
+    kept (however fast it compiled or small it is)."""
+    return {
+        "JAX_COMPILATION_CACHE_DIR": shared_cache_dir(tmp_path_factory),
+        "JAX_COMPILATION_CACHE_MAX_SIZE": str(CACHE_MAX_BYTES),  # file-locked: shared
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+    }
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
     """A persistent compilation cache for the run: a program that a new jit object compiles again

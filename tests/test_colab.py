@@ -9,7 +9,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from tests.conftest import CACHE_MAX_BYTES, TEST_XLA_FLAGS, shared_cache_dir
+from tests.conftest import TEST_XLA_FLAGS, subprocess_cache_env
 from tests.shared_data import shared_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,11 +28,7 @@ def test_notebook_and_script_are_paired(name):
 def cache(tmp_path_factory) -> dict:
     """The test run's compilation cache (conftest.py): the notebooks train and segment the same
     tiny FEELVOS, so the second loads the programs that the first compiled."""
-    return {
-        "JAX_COMPILATION_CACHE_DIR": shared_cache_dir(tmp_path_factory),
-        "JAX_COMPILATION_CACHE_MAX_SIZE": str(CACHE_MAX_BYTES),  # file-locked: shared
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-    }
+    return subprocess_cache_env(tmp_path_factory)
 
 
 def _run(script: Path, tmp_path: Path, **extra) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import CACHE_MAX_BYTES, TEST_XLA_FLAGS, shared_cache_dir
+from tests.conftest import TEST_XLA_FLAGS, subprocess_cache_env
 from vos_jax.training.writers import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,10 +36,7 @@ def make_env(tmp_path_factory, devices: int = 8) -> dict:
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": _flags(devices),
         "VOS_JAX_CACHE": str(cache / "data"),
-        "JAX_COMPILATION_CACHE_DIR": shared_cache_dir(tmp_path_factory),
-        "JAX_COMPILATION_CACHE_MAX_SIZE": str(CACHE_MAX_BYTES),  # file-locked: shared
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+        **subprocess_cache_env(tmp_path_factory),
     }
 
 

@@ -132,7 +132,8 @@ def test_trains_on_eight_devices(tmp_path_factory, tmp_path):
            "--config.checkpoint_every_steps=1", "--config.total_steps=2"]  # fmt: skip
     eight = tmp_path / "eight"
     train(env, eight, *run, config=CONFIG)
-    assert len(losses(eight)) == 2 and np.all(np.isfinite(losses(eight)))
+    trail = losses(eight)
+    assert len(trail) == 2 and np.all(np.isfinite(trail))
     for record in read_metrics(eight):
         if "loss" in record:
             parts = record["cls_loss"] + 1.2 * record["loc_loss"] + 36 * record["mask_loss"]

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import CACHE_MAX_BYTES, SIZE, shared_cache_dir
+from tests.conftest import SIZE, subprocess_cache_env
 from tests.reliability.files import assert_unchanged, snapshot
 from vos_jax.cli import main
 from vos_jax.data import synthetic
@@ -107,10 +107,7 @@ def _env(tmp_path_factory):
         **os.environ,
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": os.environ["XLA_FLAGS"],  # this process's: the same numerics as in it
-        "JAX_COMPILATION_CACHE_DIR": shared_cache_dir(tmp_path_factory),
-        "JAX_COMPILATION_CACHE_MAX_SIZE": str(CACHE_MAX_BYTES),  # file-locked: shared
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+        **subprocess_cache_env(tmp_path_factory),
     }
 
 
